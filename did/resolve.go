@@ -1,0 +1,303 @@
+package did
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	ariesvdr "github.com/hyperledger/aries-framework-go/pkg/framework/aries/api/vdr"
+	"github.com/hyperledger/aries-framework-go/pkg/vdr/key"
+	"github.com/hyperledger/aries-framework-go/pkg/vdr/web"
+)
+
+// Limits applied to did:web resolution.
+const (
+	WebTimeout      = 5 * time.Second
+	WebMaxDocument  = 256 << 10
+	maxDIDLength    = 4096
+	didJWKMaxLength = 2048
+)
+
+// ErrUnsupportedMethod reports a DID method this package does not resolve.
+var ErrUnsupportedMethod = errors.New("unsupported DID method")
+
+// ErrInvalidDID reports a string that is not a well-formed DID of its method.
+var ErrInvalidDID = errors.New("invalid DID")
+
+// Resolver turns DIDs into DID documents. The zero value is ready to use.
+type Resolver struct {
+	// Transport carries did:web requests; nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	// Timeout bounds one did:web resolution; zero means WebTimeout.
+	Timeout time.Duration
+}
+
+// Resolve returns the DID document of id. did:key and did:jwk are resolved
+// offline; did:web fetches the document (see the package documentation).
+func (r *Resolver) Resolve(ctx context.Context, id string) (*Document, error) {
+	if len(id) > maxDIDLength {
+		return nil, fmt.Errorf("%w: longer than %d characters", ErrInvalidDID, maxDIDLength)
+	}
+	method, _, ok := methodOf(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not of the form did:method:id", ErrInvalidDID, id)
+	}
+	var (
+		doc *Document
+		err error
+	)
+	switch method {
+	case "key":
+		doc, err = resolveKey(id)
+	case "jwk":
+		doc, err = resolveJWK(id)
+	case "web":
+		doc, err = r.resolveWeb(ctx, id)
+	default:
+		return nil, fmt.Errorf("%w: did:%s", ErrUnsupportedMethod, method)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if doc.ID != id {
+		return nil, fmt.Errorf("resolve %s: document id is %q", id, doc.ID)
+	}
+	return doc, nil
+}
+
+func methodOf(id string) (method, specific string, ok bool) {
+	rest, ok := strings.CutPrefix(id, "did:")
+	if !ok {
+		return "", "", false
+	}
+	method, specific, ok = strings.Cut(rest, ":")
+	if !ok || method == "" || specific == "" {
+		return "", "", false
+	}
+	for _, c := range method {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return "", "", false
+		}
+	}
+	return method, specific, true
+}
+
+func resolveKey(id string) (*Document, error) {
+	res, err := key.New().Read(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidDID, id, err)
+	}
+	doc, err := fromAries(res.DIDDocument)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", id, err)
+	}
+	return doc, nil
+}
+
+// resolveJWK implements did:jwk: the method-specific id is the base64url
+// encoding of a public JWK, and the document has one method, "#0".
+func resolveJWK(id string) (*Document, error) {
+	enc := strings.TrimPrefix(id, "did:jwk:")
+	if len(enc) > didJWKMaxLength {
+		return nil, fmt.Errorf("%w: did:jwk longer than %d characters", ErrInvalidDID, didJWKMaxLength)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: did:jwk is not base64url: %v", ErrInvalidDID, err)
+	}
+	var k jose.JSONWebKey
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return nil, fmt.Errorf("%w: did:jwk does not hold a JWK: %v", ErrInvalidDID, err)
+	}
+	if !k.IsPublic() {
+		return nil, fmt.Errorf("%w: did:jwk holds a private key", ErrInvalidDID)
+	}
+	vmID := id + "#0"
+	return &Document{
+		Context:            []string{ContextV1, ContextJWS2020},
+		ID:                 id,
+		VerificationMethod: []VerificationMethod{{ID: vmID, Type: "JsonWebKey2020", Controller: id, PublicKeyJWK: &k, key: k.Key}},
+		Authentication:     []string{vmID},
+		AssertionMethod:    []string{vmID},
+	}, nil
+}
+
+// JWKDID returns the did:jwk DID of a public key.
+func JWKDID(pub any) (string, error) {
+	k, err := jwkFromPublic(pub)
+	if err != nil {
+		return "", err
+	}
+	b, err := k.MarshalJSON()
+	if err != nil {
+		return "", fmt.Errorf("marshal JWK: %w", err)
+	}
+	return "did:jwk:" + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func jwkFromPublic(pub any) (*jose.JSONWebKey, error) {
+	k := &jose.JSONWebKey{Key: pub}
+	if !k.Valid() || !k.IsPublic() {
+		return nil, fmt.Errorf("unsupported public key type %T", pub)
+	}
+	if p, ok := pub.(ed25519.PublicKey); ok && len(p) != ed25519.PublicKeySize {
+		return nil, errors.New("malformed Ed25519 public key")
+	}
+	return k, nil
+}
+
+func (r *Resolver) resolveWeb(ctx context.Context, id string) (*Document, error) {
+	host, err := webHost(id)
+	if err != nil {
+		return nil, err
+	}
+	timeout := r.Timeout
+	if timeout == 0 {
+		timeout = WebTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	base := r.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	client := &http.Client{
+		Transport: &limitedTransport{ctx: ctx, base: base, limit: WebMaxDocument},
+		Timeout:   timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return errors.New("did:web documents are not fetched through redirects")
+		},
+	}
+	opts := []ariesvdr.DIDMethodOption{ariesvdr.WithOption(web.HTTPClientOpt, client)}
+	if isLocalhost(host) {
+		opts = append(opts, ariesvdr.WithOption(web.UseHTTPOpt, true))
+	}
+	res, err := web.New().Read(id, opts...)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("resolve %s: timed out after %s", id, timeout)
+		}
+		return nil, fmt.Errorf("resolve %s: %w", id, err)
+	}
+	doc, err := fromAries(res.DIDDocument)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", id, err)
+	}
+	return doc, nil
+}
+
+// webHost returns the host (with port) named by a did:web DID.
+func webHost(id string) (string, error) {
+	specific := strings.TrimPrefix(id, "did:web:")
+	first, _, _ := strings.Cut(specific, ":")
+	host, err := url.PathUnescape(first)
+	if err != nil || host == "" || strings.ContainsAny(host, "/?#@ ") {
+		return "", fmt.Errorf("%w: %q has no valid host", ErrInvalidDID, id)
+	}
+	return host, nil
+}
+
+func isLocalhost(hostport string) bool {
+	h := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = hh
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// WebDID returns the did:web DID of an issuer URL: the host, with a port
+// encoded as %3A, and any path segments joined with ':'.
+func WebDID(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", fmt.Errorf("issuer %q: %w", issuer, err)
+	}
+	if u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", fmt.Errorf("issuer %q must be an absolute http(s) URL", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("issuer %q must not have a query, fragment or user info", issuer)
+	}
+	out := "did:web:" + strings.ReplaceAll(strings.ToLower(u.Host), ":", "%3A")
+	for _, seg := range strings.Split(strings.Trim(u.Path, "/"), "/") {
+		if seg != "" {
+			out += ":" + url.PathEscape(seg)
+		}
+	}
+	return out, nil
+}
+
+// WebDocumentPath returns the URL path at which the did:web document of an
+// issuer is served: /.well-known/did.json for a bare host, else PATH/did.json.
+func WebDocumentPath(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", fmt.Errorf("issuer %q: %w", issuer, err)
+	}
+	p := strings.Trim(u.Path, "/")
+	if p == "" {
+		return "/.well-known/did.json", nil
+	}
+	return "/" + p + "/did.json", nil
+}
+
+type limitedTransport struct {
+	ctx   context.Context
+	base  http.RoundTripper
+	limit int64
+}
+
+func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.WithContext(t.ctx)
+	req.Header.Set("Accept", "application/did+json, application/json")
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > t.limit {
+		resp.Body.Close()
+		return nil, fmt.Errorf("DID document is %d bytes, over the %d byte limit", resp.ContentLength, t.limit)
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.limit}
+	return resp, nil
+}
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// Probe for one more byte to tell "exactly at the limit" from "over it".
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("DID document over the %d byte limit", WebMaxDocument)
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

@@ -1,0 +1,219 @@
+package identity
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/store"
+)
+
+// Sealer encrypts secrets at rest. aad binds a ciphertext to its owner and
+// purpose so that sealed values cannot be swapped between rows.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// PairwiseSecretSize is the size of each account's pairwise secret.
+const PairwiseSecretSize = 32
+
+// Service is the account service.
+type Service struct {
+	Store  Store
+	Sealer Sealer
+	Issuer string // this cloud's issuer; new accounts are homed here
+	Argon2 Argon2Params
+	Now    func() time.Time
+}
+
+// NewService returns a Service with default password parameters and clock.
+func NewService(st Store, sealer Sealer, issuer string) *Service {
+	return &Service{Store: st, Sealer: sealer, Issuer: issuer, Argon2: DefaultArgon2, Now: time.Now}
+}
+
+// CreateParams is the input of Create.
+type CreateParams struct {
+	Handle   string
+	Email    string
+	Name     string
+	Password string
+}
+
+// Validate normalises and checks every field, reporting all problems at once.
+func (p *CreateParams) Validate() error {
+	var errs []error
+	var err error
+	if p.Handle, err = NormalizeHandle(p.Handle); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Email, err = ValidateEmail(p.Email); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Name, err = ValidateName(p.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if err = ValidatePassword(p.Password); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func aadDIDKey(d string) []byte   { return []byte("commonsid/account/did-key/" + d) }
+func aadPairwise(d string) []byte { return []byte("commonsid/account/pairwise-secret/" + d) }
+
+// Create validates p, mints the account's did:key and pairwise secret, hashes
+// the password and stores the account. A taken handle returns ErrHandleTaken.
+func (s *Service) Create(ctx context.Context, p CreateParams) (*Account, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	hash, err := HashPassword(p.Password, s.Argon2)
+	if err != nil {
+		return nil, err
+	}
+	return s.create(ctx, p, hash)
+}
+
+func (s *Service) create(ctx context.Context, p CreateParams, passwordHash string) (*Account, error) {
+	key, err := did.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, PairwiseSecretSize)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("pairwise secret: %w", err)
+	}
+	sealedKey, err := s.Sealer.Seal(key.Private.Seed(), aadDIDKey(key.DID))
+	if err != nil {
+		return nil, fmt.Errorf("seal DID key: %w", err)
+	}
+	sealedSecret, err := s.Sealer.Seal(secret, aadPairwise(key.DID))
+	if err != nil {
+		return nil, fmt.Errorf("seal pairwise secret: %w", err)
+	}
+	now := s.Now().UTC()
+	a := &Account{
+		DID: key.DID, Handle: p.Handle, Email: p.Email, Name: p.Name,
+		PasswordHash: passwordHash, Status: StatusActive, HomeIssuer: s.Issuer,
+		DIDKeySealed: sealedKey, PairwiseSecretSealed: sealedSecret,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.Store.CreateAccount(ctx, a); err != nil {
+		var dup *store.DuplicateError
+		if errors.As(err, &dup) && dup.Field == "handle" {
+			return nil, fmt.Errorf("%w: %s", ErrHandleTaken, p.Handle)
+		}
+		return nil, fmt.Errorf("create account %s: %w", p.Handle, err)
+	}
+	return a, nil
+}
+
+// Lookup finds an account by DID (a string starting with "did:") or handle.
+func (s *Service) Lookup(ctx context.Context, ref string) (*Account, error) {
+	ref = strings.TrimSpace(ref)
+	if strings.HasPrefix(ref, "did:") {
+		return s.Store.GetAccount(ctx, ref)
+	}
+	h, err := NormalizeHandle(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%q is neither a DID nor a valid handle: %w", ref, store.ErrNotFound)
+	}
+	return s.Store.GetAccountByHandle(ctx, h)
+}
+
+// SigningKey returns the account's custodial did:key.
+func (s *Service) SigningKey(a *Account) (*did.Key, error) {
+	if len(a.DIDKeySealed) == 0 {
+		return nil, fmt.Errorf("account %s holds no custodial key", a.Handle)
+	}
+	seed, err := s.Sealer.Open(a.DIDKeySealed, aadDIDKey(a.DID))
+	if err != nil {
+		return nil, fmt.Errorf("open DID key of %s: %w", a.Handle, err)
+	}
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("DID key of %s has %d bytes", a.Handle, len(seed))
+	}
+	k, err := did.KeyFromPrivate(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		return nil, err
+	}
+	if k.DID != a.DID {
+		return nil, fmt.Errorf("custodial key of %s does not match its DID", a.Handle)
+	}
+	return k, nil
+}
+
+// PairwiseSecret returns the account's pairwise secret.
+func (s *Service) PairwiseSecret(a *Account) ([]byte, error) {
+	b, err := s.Sealer.Open(a.PairwiseSecretSealed, aadPairwise(a.DID))
+	if err != nil {
+		return nil, fmt.Errorf("open pairwise secret of %s: %w", a.Handle, err)
+	}
+	return b, nil
+}
+
+// ErrBadTransition reports a status change that is not allowed.
+var ErrBadTransition = errors.New("status change not allowed")
+
+// SetStatus disables or re-enables an account.
+func (s *Service) SetStatus(ctx context.Context, didID, status string) error {
+	if status != StatusActive && status != StatusDisabled {
+		return fmt.Errorf("%w: to %q", ErrBadTransition, status)
+	}
+	return s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
+		if a.Status == StatusDeleted {
+			return fmt.Errorf("%w: account %s is deleted", ErrBadTransition, a.Handle)
+		}
+		a.Status = status
+		a.UpdatedAt = s.Now().UTC()
+		return nil
+	})
+}
+
+// Delete removes the account's personal data and secrets and keeps its DID
+// and handle as a tombstone.
+func (s *Service) Delete(ctx context.Context, didID string) error {
+	return s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
+		if a.Status == StatusDeleted {
+			return fmt.Errorf("%w: account %s is already deleted", ErrBadTransition, a.Handle)
+		}
+		now := s.Now().UTC()
+		a.Status = StatusDeleted
+		a.Email, a.Name, a.PasswordHash, a.EmailVerified = "", "", "", false
+		a.DIDKeySealed, a.PairwiseSecretSealed = nil, nil
+		a.UpdatedAt, a.DeletedAt = now, &now
+		return nil
+	})
+}
+
+// Authenticate checks a handle and password. It returns ErrBadCredentials
+// for an unknown handle, a wrong password or an account that cannot log in,
+// spending the same hashing work in each case.
+func (s *Service) Authenticate(ctx context.Context, handle, password string) (*Account, error) {
+	a, err := s.Lookup(ctx, handle)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		CheckPassword(password, dummyHash)
+		return nil, ErrBadCredentials
+	}
+	hash := a.PasswordHash
+	if hash == "" {
+		hash = dummyHash
+	}
+	ok, err := CheckPassword(password, hash)
+	if err != nil || !ok || a.PasswordHash == "" || a.Status != StatusActive {
+		return nil, ErrBadCredentials
+	}
+	return a, nil
+}
+
+// ErrBadCredentials is the one answer to every failed password login.
+var ErrBadCredentials = errors.New("wrong username or password")

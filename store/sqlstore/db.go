@@ -1,0 +1,314 @@
+// Package sqlstore implements every store interface over database/sql, for
+// SQLite (modernc.org/sqlite, the embedded default) and PostgreSQL (pgx).
+// DML is shared ($N placeholders work in both); DDL lives per dialect in
+// migrations/.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/onecommons/commonsid/migrations"
+	"github.com/onecommons/commonsid/store"
+)
+
+// Dialect is the SQL dialect of a DB.
+type Dialect int
+
+// Dialects.
+const (
+	SQLite Dialect = iota + 1
+	Postgres
+)
+
+func (d Dialect) String() string {
+	switch d {
+	case SQLite:
+		return "sqlite"
+	case Postgres:
+		return "postgres"
+	}
+	return "unknown"
+}
+
+// DB is a store over one SQL database.
+type DB struct {
+	db      *sql.DB
+	dialect Dialect
+	where   string // printable location, without secrets
+	// pg is the parsed PostgreSQL configuration, for LISTEN/NOTIFY and bulk
+	// work through pgx's native API.
+	pg *pgx.ConnConfig
+}
+
+// ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.
+func ParseDSN(dsn string) (Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		p := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+		if p == "" {
+			return 0, "", errors.New("sqlite: DSN needs a file path, as in sqlite:./commonsid-data/commonsid.db")
+		}
+		if strings.ContainsAny(p, "?#") {
+			return 0, "", fmt.Errorf("sqlite path %q must not contain '?' or '#'", p)
+		}
+		return SQLite, p, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return 0, "", fmt.Errorf("malformed PostgreSQL URL: %s", redactPG(err.Error()))
+		}
+		return Postgres, dsn, nil
+	}
+	return 0, "", fmt.Errorf("unsupported database %q: use sqlite:PATH or a postgres:// URL", redactDSN(dsn))
+}
+
+// redactDSN hides a password in a URL-shaped string.
+func redactDSN(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest := s[i+3:]
+		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
+			if c := strings.Index(rest[:at], ":"); c >= 0 {
+				return s[:i+3] + rest[:c] + ":xxxxx" + rest[at:]
+			}
+		}
+	}
+	return s
+}
+
+func redactPG(msg string) string { return redactDSN(msg) }
+
+// Open connects to the database named by dsn and checks that it answers.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	dialect, target, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	switch dialect {
+	case SQLite:
+		return openSQLite(ctx, target)
+	default:
+		return openPostgres(ctx, target)
+	}
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("SQLite database folder %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("SQLite database folder %s is not a folder", dir)
+	}
+	if err := checkWritable(dir); err != nil {
+		return nil, fmt.Errorf("SQLite database folder %s is not writable: %w", dir, err)
+	}
+	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", "file:"+path+q)
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+	}
+	d := &DB{db: db, dialect: SQLite, where: "sqlite:" + path}
+	if err := d.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".commonsid-write-check-*")
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("malformed PostgreSQL URL: %s", redactPG(err.Error()))
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	where := "postgres://" + net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)) + "/" + cfg.Database
+	d := &DB{db: db, dialect: Postgres, where: where, pg: cfg}
+	if err := d.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %s", where, redactPG(err.Error()))
+	}
+	return d, nil
+}
+
+// Ping checks that the database answers, within 5 s.
+func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if d.dialect == SQLite {
+		// A query, not just a ping: opening the file happens lazily.
+		var n int
+		return d.db.QueryRowContext(ctx, "SELECT 1").Scan(&n)
+	}
+	return d.db.PingContext(ctx)
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Dialect returns the database's dialect.
+func (d *DB) Dialect() Dialect { return d.dialect }
+
+// String names the database without secrets.
+func (d *DB) String() string { return d.where }
+
+// SQL returns the underlying *sql.DB, for tests and maintenance.
+func (d *DB) SQL() *sql.DB { return d.db }
+
+func (d *DB) provider() (*goose.Provider, error) {
+	var (
+		dialect goose.Dialect
+		fsys    fs.FS
+		opts    []goose.ProviderOption
+	)
+	switch d.dialect {
+	case SQLite:
+		dialect, fsys = goose.DialectSQLite3, migrations.SQLite()
+	default:
+		dialect, fsys = goose.DialectPostgres, migrations.Postgres()
+		// Several replicas may start at once: one migrates, the others wait.
+		l, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(l))
+	}
+	return goose.NewProvider(dialect, d.db, fsys, opts...)
+}
+
+// Migration is one migration's state.
+type Migration struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// Migrate applies pending migrations and returns those it applied.
+func (d *DB) Migrate(ctx context.Context) ([]Migration, error) {
+	p, err := d.provider()
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apply migrations to %s: %w", d.where, err)
+	}
+	var out []Migration
+	for _, r := range res {
+		out = append(out, Migration{Version: r.Source.Version, Name: filepath.Base(r.Source.Path), Applied: true})
+	}
+	return out, nil
+}
+
+// MigrationStatus lists every migration and whether it is applied.
+func (d *DB) MigrationStatus(ctx context.Context) ([]Migration, error) {
+	p, err := d.provider()
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration status of %s: %w", d.where, err)
+	}
+	var out []Migration
+	for _, s := range st {
+		out = append(out, Migration{Version: s.Source.Version, Name: filepath.Base(s.Source.Path),
+			Applied: s.State == goose.StateApplied, AppliedAt: s.AppliedAt})
+	}
+	return out, nil
+}
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (d *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return mapErr(tx.Commit())
+}
+
+// forUpdate locks selected rows in PostgreSQL; SQLite's write transactions
+// (BEGIN IMMEDIATE) already hold the database lock.
+func (d *DB) forUpdate() string {
+	if d.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// uniqueViolation returns the column of a unique-constraint violation, or "".
+func uniqueViolation(err error) (string, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return pe.ConstraintName, true
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		return se.Error(), true
+	}
+	return "", false
+}
+
+func mapErr(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// Times are stored as microseconds since the epoch, UTC.
+func toMicros(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func toMicrosPtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return toMicros(*t)
+}
+
+func fromMicrosPtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
