@@ -119,6 +119,13 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := checkWritable(dir); err != nil {
 		return nil, fmt.Errorf("SQLite database folder %s is not writable: %w", dir, err)
 	}
+	// The file holds sealed secrets and password hashes: create it private.
+	// SQLite gives its -wal and -shm files the same mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+	} else {
+		f.Close()
+	}
 	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", "file:"+path+q)
 	if err != nil {
@@ -135,7 +142,10 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 func checkWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".commonsid-write-check-*")
 	if err != nil {
-		return errors.Unwrap(err)
+		if u := errors.Unwrap(err); u != nil {
+			return u
+		}
+		return err
 	}
 	name := f.Name()
 	f.Close()

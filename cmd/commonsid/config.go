@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/store/sqlstore"
+)
+
+// Config is the whole configuration, from flags and COMMONSID_* variables
+// (flags win).
+type Config struct {
+	Addr            string
+	Issuer          string
+	DataDir         string
+	DB              string // empty: sqlite:<DataDir>/commonsid.db
+	Secret          string // base64 key-encryption key; empty: <DataDir>/kek
+	LogFormat       string // auto, text or json
+	LogLevel        string
+	WebDir          string
+	ShutdownTimeout time.Duration
+}
+
+// Defaults.
+const (
+	defaultAddr   = "127.0.0.1:8080"
+	defaultIssuer = "http://localhost:8080"
+	defaultData   = "./commonsid-data"
+	dbFile        = "commonsid.db"
+)
+
+func envOr(env func(string) string, key, def string) string {
+	if v := env(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// storageFlags registers the flags that every command shares.
+func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
+	fs.StringVar(&c.DataDir, "data", envOr(env, "COMMONSID_DATA", defaultData), "data folder: SQLite database and key-encryption key (env COMMONSID_DATA)")
+	fs.StringVar(&c.DB, "db", env("COMMONSID_DB"), "database: sqlite:PATH or postgres://… (env COMMONSID_DB; default sqlite:DATA/commonsid.db)")
+	fs.StringVar(&c.Issuer, "issuer", envOr(env, "COMMONSID_ISSUER", defaultIssuer), "issuer URL of this cloud (env COMMONSID_ISSUER)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr(env, "COMMONSID_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else json), text or json")
+	fs.StringVar(&c.LogLevel, "log-level", envOr(env, "COMMONSID_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
+	c.Secret = env("COMMONSID_SECRET")
+}
+
+// serveFlags registers the flags of `serve`.
+func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
+	fs.StringVar(&c.Addr, "addr", envOr(env, "COMMONSID_ADDR", defaultAddr), "listen address host:port (env COMMONSID_ADDR)")
+	fs.StringVar(&c.WebDir, "web-dir", env("COMMONSID_WEB_DIR"), "serve templates and static files from this web/ folder instead of the embedded copy")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
+}
+
+// DSN is the database to use.
+func (c *Config) DSN() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, dbFile)
+}
+
+// needsDataDir reports whether the data folder is used: for the SQLite file
+// inside it or for the key-encryption key file.
+func (c *Config) needsDataDir() bool {
+	return c.Secret == "" || c.DB == ""
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate(serving bool) error {
+	var errs []error
+	if serving {
+		if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("--addr %q must be host:port", c.Addr))
+		}
+		if c.ShutdownTimeout <= 0 {
+			errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+		}
+	}
+	if err := validateIssuer(c.Issuer); err != nil {
+		errs = append(errs, err)
+	}
+	if c.DataDir == "" && c.needsDataDir() {
+		errs = append(errs, errors.New("--data must name a folder"))
+	}
+	if _, _, err := sqlstore.ParseDSN(c.DSN()); err != nil {
+		errs = append(errs, fmt.Errorf("--db: %w", err))
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: use auto, text or json", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+func validateIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("--issuer %q must be an absolute URL such as https://id.example.org", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("--issuer %q must not have a query, fragment or user info", s)
+	}
+	if strings.HasSuffix(u.Path, "/") {
+		return fmt.Errorf("--issuer %q must not end with '/'", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("--issuer %q must use https (plain http is allowed only for localhost)", s)
+		}
+	default:
+		return fmt.Errorf("--issuer %q must use https", s)
+	}
+	if _, err := did.WebDID(s); err != nil {
+		return fmt.Errorf("--issuer: %w", err)
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// String prints the configuration with the secret redacted.
+func (c *Config) String() string {
+	secret := "(data folder kek file)"
+	if c.Secret != "" {
+		secret = "(set, redacted)"
+	}
+	return fmt.Sprintf("addr=%s issuer=%s data=%s db=%s secret=%s log-format=%s",
+		c.Addr, c.Issuer, c.DataDir, redact(c.DSN()), secret, c.LogFormat)
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/server"
+	"github.com/onecommons/commonsid/web"
+)
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	cfg := &Config{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.storageFlags(fs, c.env)
+	cfg.serveFlags(fs, c.env)
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.Validate(true); err != nil {
+		return usagef("%v", err)
+	}
+	log := newLogger(cfg, c.stderr)
+	start := time.Now()
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	tmpl, err := web.ParseTemplates(cfg.WebDir)
+	if err != nil {
+		return err
+	}
+	cl, err := openCloud(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if created, err := cl.keys.Ensure(ctx, keys.DefaultAlg); err != nil {
+		return err
+	} else if created {
+		log.Info("created the cloud signing key", "alg", keys.DefaultAlg)
+	}
+	cloudDID, _ := did.WebDID(cfg.Issuer)
+	srv := &server.Server{
+		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
+		Areas: []server.Mounter{&web.Handler{Accounts: cl.accounts, Templates: tmpl, Log: log, Cloud: cloudDID, WebDir: cfg.WebDir}},
+	}
+	h, err := srv.Handler()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "did", cloudDID,
+		"db", cl.db.Dialect().String(), "startup", time.Since(start).Round(time.Millisecond).String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills at once
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/identity"
+)
+
+const userUsage = "usage: commonsid user create|list|show|disable|enable|delete [flags] [handle|DID]"
+
+func runUser(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 {
+		return usagef(userUsage)
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "-h", "--help", "help":
+		fmt.Fprintln(c.stdout, userUsage)
+		return nil
+	case "create":
+		return userCreate(ctx, c, args)
+	case "list":
+		return userList(ctx, c, args)
+	case "show", "disable", "enable", "delete":
+		return userOne(ctx, c, sub, args)
+	}
+	return usagef("unknown user command %q; %s", sub, userUsage)
+}
+
+// openForCommand parses the shared flags plus extra ones, then opens the cloud.
+func openForCommand(ctx context.Context, c *cli, name string, args []string, extra func(*flag.FlagSet)) (*cloud, *flag.FlagSet, error) {
+	cfg := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	cfg.storageFlags(fs, c.env)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := c.parseFlags(fs, interleave(fs, args)); err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Validate(false); err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	cl, err := openCloud(ctx, cfg, newLogger(cfg, c.stderr), true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, fs, nil
+}
+
+// interleave moves positional arguments after the flags so that both
+// "show alice --db X" and "show --db X alice" work.
+func interleave(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+				continue
+			}
+			if i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(flags, pos...)
+}
+
+func userCreate(ctx context.Context, c *cli, args []string) error {
+	var p identity.CreateParams
+	var pwStdin bool
+	cfgFlags := func(fs *flag.FlagSet) {
+		fs.StringVar(&p.Handle, "username", "", "handle: 3–32 of a-z 0-9 . _ - (required)")
+		fs.StringVar(&p.Email, "email", "", "email address")
+		fs.StringVar(&p.Name, "name", "", "display name")
+		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input (required)")
+	}
+	// Validate the input before touching the database.
+	probe := flag.NewFlagSet("user create", flag.ContinueOnError)
+	(&Config{}).storageFlags(probe, c.env)
+	cfgFlags(probe)
+	if err := c.parseFlags(probe, interleave(probe, args)); err != nil {
+		return err
+	}
+	if probe.NArg() > 0 {
+		return usagef("unexpected argument %q", probe.Arg(0))
+	}
+	if p.Handle == "" {
+		return usagef("--username is required")
+	}
+	if !pwStdin {
+		return usagef("--password-stdin is required: pipe the password on standard input")
+	}
+	pw, err := readPassword(c.stdin)
+	if err != nil {
+		return err
+	}
+	p.Password = pw
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	cl, _, err := openForCommand(ctx, c, "user create", args, cfgFlags)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	a, err := cl.accounts.Create(ctx, p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "created account %s\n%s\n", a.Handle, a.DID)
+	return nil
+}
+
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, identity.PasswordMax+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from standard input: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return line, nil
+}
+
+func userList(ctx context.Context, c *cli, args []string) error {
+	var asJSON bool
+	cl, fs, err := openForCommand(ctx, c, "user list", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&asJSON, "json", false, "print JSON lines")
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	if !asJSON {
+		fmt.Fprintln(tw, "HANDLE\tSTATUS\tCREATED\tDID")
+	}
+	enc := json.NewEncoder(c.stdout)
+	for after := ""; ; {
+		page, err := cl.db.ListAccounts(ctx, after, 500)
+		if err != nil {
+			return err
+		}
+		for _, a := range page {
+			if asJSON {
+				enc.Encode(accountView(a, nil))
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Handle, a.Status, a.CreatedAt.Format("2006-01-02"), a.DID)
+			}
+		}
+		if len(page) < 500 {
+			break
+		}
+		after = page[len(page)-1].Handle
+	}
+	return tw.Flush()
+}
+
+// accountJSON is what `user show` prints: no secrets.
+type accountJSON struct {
+	DID           string        `json:"did"`
+	Handle        string        `json:"handle"`
+	Name          string        `json:"name,omitempty"`
+	Email         string        `json:"email,omitempty"`
+	EmailVerified bool          `json:"email_verified"`
+	Status        string        `json:"status"`
+	HomeCloud     string        `json:"home_cloud"`
+	HasPassword   bool          `json:"has_password"`
+	CreatedAt     time.Time     `json:"created_at"`
+	UpdatedAt     time.Time     `json:"updated_at"`
+	DeletedAt     *time.Time    `json:"deleted_at,omitempty"`
+	DIDDocument   *did.Document `json:"did_document,omitempty"`
+}
+
+func accountView(a *identity.Account, doc *did.Document) accountJSON {
+	return accountJSON{
+		DID: a.DID, Handle: a.Handle, Name: a.Name, Email: a.Email, EmailVerified: a.EmailVerified,
+		Status: a.Status, HomeCloud: a.HomeIssuer, HasPassword: a.PasswordHash != "",
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, DeletedAt: a.DeletedAt, DIDDocument: doc,
+	}
+}
+
+func userOne(ctx context.Context, c *cli, sub string, args []string) error {
+	cl, fs, err := openForCommand(ctx, c, "user "+sub, args, nil)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() != 1 {
+		return usagef("usage: commonsid user %s <handle|DID>", sub)
+	}
+	a, err := cl.accounts.Lookup(ctx, fs.Arg(0))
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("no account %q", fs.Arg(0))
+		}
+		return err
+	}
+	switch sub {
+	case "show":
+		var doc *did.Document
+		if a.Status != identity.StatusDeleted {
+			var r did.Resolver
+			if doc, err = r.Resolve(ctx, a.DID); err != nil {
+				return fmt.Errorf("resolve %s: %w", a.DID, err)
+			}
+		}
+		b, _ := json.MarshalIndent(accountView(a, doc), "", "  ")
+		fmt.Fprintln(c.stdout, string(b))
+		return nil
+	case "disable":
+		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled)
+	case "enable":
+		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
+	case "delete":
+		err = cl.accounts.Delete(ctx, a.DID)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%sd account %s\n", strings.TrimSuffix(sub, "e"), a.Handle)
+	return nil
+}

@@ -1,0 +1,211 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/store"
+)
+
+//go:embed templates static
+var embedded embed.FS
+
+// pages are parsed at start-up, each as base + page.
+var pages = []string{"home", "signup", "signup_done", "error"}
+
+// Templates holds one parsed template set per page.
+type Templates map[string]*template.Template
+
+// ParseTemplates parses every page from dir (the web/ folder on disk) or,
+// with dir empty, from the embedded copy. It fails on the first bad template.
+func ParseTemplates(dir string) (Templates, error) {
+	fsys, err := files(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := Templates{}
+	for _, p := range pages {
+		t, err := template.New(p).ParseFS(fsys, "templates/base.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", p, err)
+		}
+		out[p] = t
+	}
+	return out, nil
+}
+
+func files(dir string) (fs.FS, error) {
+	if dir == "" {
+		return embedded, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "templates", "base.html")); err != nil {
+		return nil, fmt.Errorf("--web-dir %s does not hold templates/base.html: %w", dir, err)
+	}
+	return os.DirFS(dir), nil
+}
+
+// Handler serves the pages.
+type Handler struct {
+	Accounts  *identity.Service
+	Templates Templates
+	Log       *slog.Logger
+	Cloud     string // the cloud's DID, shown in the footer
+	WebDir    string // serve static files from disk when set
+}
+
+// Mount adds the routes to r.
+func (h *Handler) Mount(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(SecurityHeaders)
+		r.Method(http.MethodGet, "/", h.wrap(h.home))
+		r.Method(http.MethodGet, "/signup", h.wrap(h.signupForm))
+		r.With(crossOrigin).Method(http.MethodPost, "/signup", h.wrap(h.signup))
+		static, _ := files(h.WebDir)
+		r.Handle("/static/*", http.FileServerFS(static))
+	})
+}
+
+func crossOrigin(next http.Handler) http.Handler {
+	return http.NewCrossOriginProtection().Handler(next)
+}
+
+// SecurityHeaders sets the headers every page carries.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// httpError is an error with the status and message to show.
+type httpError struct {
+	status int
+	title  string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// wrap adapts a handler that returns an error: not-found → 404, bad input →
+// 400, anything else is logged and shown as a 500 page.
+func (h *Handler) wrap(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		var he *httpError
+		var ve *identity.ValidationError
+		switch {
+		case errors.As(err, &he):
+		case errors.Is(err, store.ErrNotFound):
+			he = &httpError{http.StatusNotFound, "Not found", "There is nothing here."}
+		case errors.As(err, &ve):
+			he = &httpError{http.StatusBadRequest, "Bad request", ve.Error()}
+		default:
+			h.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
+			he = &httpError{http.StatusInternalServerError, "Something went wrong", "The server could not complete the request. It has been logged; please try again."}
+		}
+		h.render(w, r, he.status, "error", map[string]any{"Title": he.title, "Message": he.msg})
+	})
+}
+
+// render executes a page into a buffer, then writes it.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+	t, ok := h.Templates[page]
+	if !ok {
+		h.Log.ErrorContext(r.Context(), "no template", "page", page)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["Cloud"] = h.Cloud
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "base", data); err != nil {
+		h.Log.ErrorContext(r.Context(), "render", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
+	h.render(w, r, http.StatusOK, "home", nil)
+	return nil
+}
+
+type signupForm struct{ Handle, Name, Email string }
+
+func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
+	h.render(w, r, http.StatusOK, "signup", map[string]any{"Form": signupForm{}})
+	return nil
+}
+
+const maxFormBytes = 64 << 10
+
+func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		return &httpError{http.StatusBadRequest, "Bad request", "The form could not be read."}
+	}
+	f := signupForm{Handle: r.PostFormValue("handle"), Name: r.PostFormValue("name"), Email: r.PostFormValue("email")}
+	a, err := h.Accounts.Create(r.Context(), identity.CreateParams{
+		Handle: f.Handle, Email: f.Email, Name: f.Name, Password: r.PostFormValue("password"),
+	})
+	if err != nil {
+		msgs, status := formErrors(err)
+		if status == 0 {
+			return err
+		}
+		h.render(w, r, status, "signup", map[string]any{"Form": f, "Errors": msgs})
+		return nil
+	}
+	h.Log.InfoContext(r.Context(), "account created", "via", "signup")
+	h.render(w, r, http.StatusOK, "signup_done", map[string]any{"Account": a})
+	return nil
+}
+
+// formErrors turns validation and conflict errors into messages for the
+// form; status 0 means the error is not the person's to fix.
+func formErrors(err error) ([]string, int) {
+	if errors.Is(err, identity.ErrHandleTaken) {
+		return []string{"That handle is already taken. Please choose another."}, http.StatusConflict
+	}
+	var msgs []string
+	for _, e := range unjoin(err) {
+		var ve *identity.ValidationError
+		if !errors.As(e, &ve) {
+			return nil, 0
+		}
+		msgs = append(msgs, strings.ToUpper(ve.Field[:1])+ve.Field[1:]+" "+ve.Message+".")
+	}
+	return msgs, http.StatusBadRequest
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
