@@ -11,8 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 func TestKeyRoundTrip(t *testing.T) {
@@ -106,8 +109,7 @@ func TestResolveJWK(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A did:jwk that carries a private key is refused.
-	b, _ := json.Marshal(map[string]string{"kty": "EC", "crv": "P-256",
-		"x": b64(priv.X.Bytes()), "y": b64(priv.Y.Bytes()), "d": b64(priv.D.Bytes())})
+	b, _ := json.Marshal(&jose.JSONWebKey{Key: priv})
 	if _, err := r.Resolve(context.Background(), "did:jwk:"+base64.RawURLEncoding.EncodeToString(b)); err == nil {
 		t.Fatal("did:jwk with a private key resolved")
 	}
@@ -129,21 +131,31 @@ func TestResolveInvalid(t *testing.T) {
 
 func TestResolveWeb(t *testing.T) {
 	cloud, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// What the server answers; set by each case under mu.
 	var (
+		mu      sync.Mutex
 		docJSON []byte
 		delay   time.Duration
 		size    int
 	)
+	set := func(doc []byte, d time.Duration, n int) {
+		mu.Lock()
+		docJSON, delay, size = doc, d, n
+		mu.Unlock()
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/.well-known/did.json" && r.URL.Path != "/users/alice/did.json" {
 			http.NotFound(w, r)
 			return
 		}
-		time.Sleep(delay)
-		if size > 0 {
-			w.Write([]byte(strings.Repeat(" ", size)))
+		mu.Lock()
+		doc, d, n := docJSON, delay, size
+		mu.Unlock()
+		time.Sleep(d)
+		if n > 0 {
+			w.Write([]byte(strings.Repeat(" ", n)))
 		}
-		w.Write(docJSON)
+		w.Write(doc)
 	}))
 	defer srv.Close()
 	id, err := WebDID(srv.URL)
@@ -165,7 +177,7 @@ func TestResolveWeb(t *testing.T) {
 	ctx := context.Background()
 	r := &Resolver{Timeout: 300 * time.Millisecond}
 
-	docJSON = mk(id)
+	set(mk(id), 0, 0)
 	doc, err := r.Resolve(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +192,7 @@ func TestResolveWeb(t *testing.T) {
 
 	t.Run("path", func(t *testing.T) {
 		pid, _ := WebDID(srv.URL + "/users/alice")
-		docJSON = mk(pid)
+		set(mk(pid), 0, 0)
 		if _, err := r.Resolve(ctx, pid); err != nil {
 			t.Fatal(err)
 		}
@@ -189,21 +201,19 @@ func TestResolveWeb(t *testing.T) {
 		}
 	})
 	t.Run("id mismatch", func(t *testing.T) {
-		docJSON = mk("did:web:evil.example")
+		set(mk("did:web:evil.example"), 0, 0)
 		if _, err := r.Resolve(ctx, id); err == nil {
 			t.Fatal("resolved a document with another id")
 		}
 	})
 	t.Run("too large", func(t *testing.T) {
-		docJSON, size = mk(id), WebMaxDocument
-		defer func() { size = 0 }()
+		set(mk(id), 0, WebMaxDocument)
 		if _, err := r.Resolve(ctx, id); err == nil || !strings.Contains(err.Error(), "limit") {
 			t.Fatalf("err = %v, want a size-limit error", err)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
-		docJSON, delay = mk(id), time.Second
-		defer func() { delay = 0 }()
+		set(mk(id), time.Second, 0)
 		if _, err := r.Resolve(ctx, id); err == nil || !strings.Contains(err.Error(), "timed out") {
 			t.Fatalf("err = %v, want a timeout", err)
 		}

@@ -75,7 +75,7 @@ type Verified struct {
 // Verify checks a compact JWS whose "kid" header is a DID URL: it resolves the
 // DID, finds the verification method and verifies the signature with it.
 func (r *Resolver) Verify(ctx context.Context, compact string) (*Verified, error) {
-	obj, err := jose.ParseSigned(compact, verifyAlgs)
+	obj, err := jose.ParseSignedCompact(compact, verifyAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
@@ -96,7 +96,7 @@ func (r *Resolver) Verify(ctx context.Context, compact string) (*Verified, error
 
 // VerifyWithDocument checks a compact JWS against a resolved DID document.
 func VerifyWithDocument(doc *Document, compact string) (*Verified, error) {
-	obj, err := jose.ParseSigned(compact, verifyAlgs)
+	obj, err := jose.ParseSignedCompact(compact, verifyAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}

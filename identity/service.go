@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -30,11 +31,30 @@ type Service struct {
 	Issuer string // this cloud's issuer; new accounts are homed here
 	Argon2 Argon2Params
 	Now    func() time.Time
+
+	// hashing bounds concurrent argon2id computations (each takes
+	// Argon2.Memory KiB), so a burst of sign-ups or logins cannot exhaust
+	// memory; excess requests wait their turn.
+	hashing chan struct{}
 }
 
 // NewService returns a Service with default password parameters and clock.
 func NewService(st Store, sealer Sealer, issuer string) *Service {
-	return &Service{Store: st, Sealer: sealer, Issuer: issuer, Argon2: DefaultArgon2, Now: time.Now}
+	return &Service{Store: st, Sealer: sealer, Issuer: issuer, Argon2: DefaultArgon2, Now: time.Now,
+		hashing: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+}
+
+// hashSlot waits for a free password-hashing slot.
+func (s *Service) hashSlot(ctx context.Context) (release func(), err error) {
+	if s.hashing == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.hashing <- struct{}{}:
+		return func() { <-s.hashing }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // CreateParams is the input of Create.
@@ -73,7 +93,12 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Account, error) 
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
 	hash, err := HashPassword(p.Password, s.Argon2)
+	release()
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +221,11 @@ func (s *Service) Delete(ctx context.Context, didID string) error {
 // for an unknown handle, a wrong password or an account that cannot log in,
 // spending the same hashing work in each case.
 func (s *Service) Authenticate(ctx context.Context, handle, password string) (*Account, error) {
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	a, err := s.Lookup(ctx, handle)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {

@@ -65,7 +65,12 @@ func usage(w io.Writer) {
 
 // run is the whole CLI; it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: os.Getenv}
+	return runEnv(ctx, args, stdin, stdout, stderr, os.Getenv)
+}
+
+// runEnv is run with the environment given as a lookup function.
+func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: env}
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage

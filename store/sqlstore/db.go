@@ -121,11 +121,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	// The file holds sealed secrets and password hashes: create it private.
 	// SQLite gives its -wal and -shm files the same mode.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
-	} else {
-		f.Close()
 	}
+	f.Close()
 	q := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", "file:"+path+q)
 	if err != nil {
@@ -168,9 +168,34 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	d := &DB{db: db, dialect: Postgres, where: where, pg: cfg}
 	if err := d.Ping(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %s", where, redactPG(err.Error()))
+		return nil, fmt.Errorf("cannot reach PostgreSQL at %s: %s", where, redactPG(rootCause(err).Error()))
 	}
 	return d, nil
+}
+
+// rootCause follows wrapped errors to the innermost one, which for a failed
+// connection says why ("connection refused", "password authentication
+// failed …") without repeating the address several times.
+func rootCause(err error) error {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			if n := u.Unwrap(); n != nil {
+				err = n
+				continue
+			}
+		case interface{ Unwrap() []error }:
+			if ns := u.Unwrap(); len(ns) > 0 {
+				err = ns[0]
+				continue
+			}
+		}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return pe
+		}
+		return err
+	}
 }
 
 // Ping checks that the database answers, within 5 s.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every check and test: gofmt, go vet, staticcheck, go mod tidy, then
+# the test suite with the race detector against SQLite and PostgreSQL
+# (started or made here when needed; see scripts/postgres.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/postgres.sh
+
+STATICCHECK_VERSION=v0.8.2
+export COMMONSID_TEST_REQUIRE_POSTGRES=1
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go mod tidy"
+go mod tidy -diff
+
+step "go vet"
+go vet ./...
+
+step "staticcheck $STATICCHECK_VERSION"
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+
+step "PostgreSQL"
+ensure_postgres
+
+step "fuzz (short runs on the committed seed corpora)"
+for target in FuzzResolve FuzzVerify; do
+  go test -run '^$' -fuzz "^$target\$" -fuzztime 5s ./did
+done
+
+step "go test -race ./..."
+go test -race -count=1 "$@" ./...
