@@ -1,6 +1,7 @@
 package did
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -269,6 +271,28 @@ func FuzzResolve(f *testing.F) {
 		doc, err := r.Resolve(context.Background(), id)
 		if err == nil && doc.ID != id {
 			t.Fatalf("doc id %q for %q", doc.ID, id)
+		}
+	})
+}
+
+// FuzzWebDocument feeds arbitrary bytes to did:web resolution as the
+// fetched document.
+func FuzzWebDocument(f *testing.F) {
+	f.Add([]byte(`{"@context":["https://www.w3.org/ns/did/v1"],"id":"did:web:example.org","verificationMethod":[{"id":"did:web:example.org#k","type":"JsonWebKey2020","controller":"did:web:example.org","publicKeyJwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}]}`))
+	f.Add([]byte(`{"id":"did:web:example.org","verificationMethod":[{"id":"#a","type":"Ed25519VerificationKey2018","publicKeyBase58":"zzz"}]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := &Resolver{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 200, Body: io.NopCloser(bytes.NewReader(body)), Header: http.Header{}, Request: req}, nil
+		})}
+		doc, err := r.Resolve(context.Background(), "did:web:example.org")
+		if err == nil {
+			if doc.ID != "did:web:example.org" {
+				t.Fatalf("doc id %q", doc.ID)
+			}
+			for i := range doc.VerificationMethod {
+				doc.VerificationMethod[i].PublicKey()
+			}
 		}
 	})
 }

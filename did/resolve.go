@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -92,12 +93,25 @@ func methodOf(id string) (method, specific string, ok bool) {
 	return method, specific, true
 }
 
-func resolveKey(id string) (*Document, error) {
+// didKeyID matches a did:key method-specific id: multibase base58btc.
+var didKeyID = regexp.MustCompile(`^z[1-9A-HJ-NP-Za-km-z]{40,200}$`)
+
+func resolveKey(id string) (doc *Document, err error) {
+	if !didKeyID.MatchString(strings.TrimPrefix(id, "did:key:")) {
+		return nil, fmt.Errorf("%w: %q is not a base58btc did:key", ErrInvalidDID, id)
+	}
+	// The third-party decoder must never take the process down on hostile
+	// input.
+	defer func() {
+		if r := recover(); r != nil {
+			doc, err = nil, fmt.Errorf("%w: %q could not be decoded", ErrInvalidDID, id)
+		}
+	}()
 	res, err := key.New().Read(id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidDID, id, err)
 	}
-	doc, err := fromAries(res.DIDDocument)
+	doc, err = fromAries(res.DIDDocument)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", id, err)
 	}
@@ -156,7 +170,14 @@ func jwkFromPublic(pub any) (*jose.JSONWebKey, error) {
 	return k, nil
 }
 
-func (r *Resolver) resolveWeb(ctx context.Context, id string) (*Document, error) {
+func (r *Resolver) resolveWeb(ctx context.Context, id string) (doc *Document, err error) {
+	// The third-party parser must never take the process down on a hostile
+	// document.
+	defer func() {
+		if rec := recover(); rec != nil {
+			doc, err = nil, fmt.Errorf("resolve %s: malformed DID document", id)
+		}
+	}()
 	host, err := webHost(id)
 	if err != nil {
 		return nil, err
@@ -189,7 +210,7 @@ func (r *Resolver) resolveWeb(ctx context.Context, id string) (*Document, error)
 		}
 		return nil, fmt.Errorf("resolve %s: %w", id, err)
 	}
-	doc, err := fromAries(res.DIDDocument)
+	doc, err = fromAries(res.DIDDocument)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", id, err)
 	}

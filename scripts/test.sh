@@ -30,7 +30,7 @@ step "PostgreSQL"
 ensure_postgres
 
 step "fuzz (short runs on the committed seed corpora)"
-for target in FuzzResolve FuzzVerify; do
+for target in FuzzResolve FuzzVerify FuzzWebDocument; do
   go test -run '^$' -fuzz "^$target\$" -fuzztime 5s ./did
 done
 
