@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
 
@@ -23,7 +25,7 @@ import (
 var embedded embed.FS
 
 // pages are parsed at start-up, each as base + page.
-var pages = []string{"home", "signup", "signup_done", "error"}
+var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "logout", "logged_out"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
@@ -56,13 +58,21 @@ func files(dir string) (fs.FS, error) {
 	return os.DirFS(dir), nil
 }
 
+// SessionCookie is the name of the browser sign-on cookie.
+const SessionCookie = "commonsid_session"
+
 // Handler serves the pages.
 type Handler struct {
 	Accounts  *identity.Service
+	Sessions  *identity.Sessions
+	Privacy   privacy.Store
 	Templates Templates
 	Log       *slog.Logger
 	Cloud     string // the cloud's DID, shown in the footer
 	WebDir    string // serve static files from disk when set
+	// SecureCookies marks cookies Secure (the issuer is https).
+	SecureCookies bool
+	Now           func() time.Time
 }
 
 // Mount adds the routes to r.
@@ -72,6 +82,8 @@ func (h *Handler) Mount(r chi.Router) {
 		r.Method(http.MethodGet, "/", h.wrap(h.home))
 		r.Method(http.MethodGet, "/signup", h.wrap(h.signupForm))
 		r.With(crossOrigin).Method(http.MethodPost, "/signup", h.wrap(h.signup))
+		r.Method(http.MethodGet, "/login", h.wrap(h.loginForm))
+		r.With(crossOrigin).Method(http.MethodPost, "/login", h.wrap(h.login))
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})
@@ -123,12 +135,12 @@ func (h *Handler) wrap(fn func(http.ResponseWriter, *http.Request) error) http.H
 			h.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
 			he = &httpError{http.StatusInternalServerError, "Something went wrong", "The server could not complete the request. It has been logged; please try again."}
 		}
-		h.render(w, r, he.status, "error", map[string]any{"Title": he.title, "Message": he.msg})
+		h.Render(w, r, he.status, "error", map[string]any{"Title": he.title, "Message": he.msg})
 	})
 }
 
-// render executes a page into a buffer, then writes it.
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+// Render executes a page into a buffer, then writes it.
+func (h *Handler) Render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
 	t, ok := h.Templates[page]
 	if !ok {
 		h.Log.ErrorContext(r.Context(), "no template", "page", page)
@@ -151,14 +163,14 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, pag
 }
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
-	h.render(w, r, http.StatusOK, "home", nil)
+	h.Render(w, r, http.StatusOK, "home", nil)
 	return nil
 }
 
 type signupForm struct{ Handle, Name, Email string }
 
 func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
-	h.render(w, r, http.StatusOK, "signup", map[string]any{"Form": signupForm{}})
+	h.Render(w, r, http.StatusOK, "signup", map[string]any{"Form": signupForm{}, "ReturnTo": localPath(r.URL.Query().Get("return_to"))})
 	return nil
 }
 
@@ -178,11 +190,19 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		if status == 0 {
 			return err
 		}
-		h.render(w, r, status, "signup", map[string]any{"Form": f, "Errors": msgs})
+		h.Render(w, r, status, "signup", map[string]any{"Form": f, "Errors": msgs, "ReturnTo": localPath(r.PostFormValue("return_to"))})
 		return nil
 	}
 	h.Log.InfoContext(r.Context(), "account created", "via", "signup")
-	h.render(w, r, http.StatusOK, "signup_done", map[string]any{"Account": a})
+	if rt := localPath(r.PostFormValue("return_to")); rt != "" && h.Sessions != nil {
+		// Signed in at once, and back to where the person was going.
+		if err := h.startSession(w, r, a); err != nil {
+			return err
+		}
+		http.Redirect(w, r, rt, http.StatusSeeOther)
+		return nil
+	}
+	h.Render(w, r, http.StatusOK, "signup_done", map[string]any{"Account": a})
 	return nil
 }
 

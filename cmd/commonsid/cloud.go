@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,4 +125,26 @@ func cause(err error) error {
 		return u
 	}
 	return err
+}
+
+const globalSecretKey = "oauth_hmac_secret"
+
+var globalSecretAAD = []byte("commonsid/oauth-hmac-secret")
+
+// globalSecret returns the cloud-wide key of the HMAC on codes and refresh
+// tokens, made on first use and stored sealed, so every replica shares it.
+func (cl *cloud) globalSecret(ctx context.Context) ([]byte, error) {
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	sealed, err := cl.kek.Seal(fresh, globalSecretAAD)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := cl.db.PutMetaIfAbsent(ctx, globalSecretKey, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return cl.kek.Open(stored, globalSecretAAD)
 }

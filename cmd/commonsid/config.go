@@ -27,6 +27,12 @@ type Config struct {
 	LogLevel        string
 	WebDir          string
 	ShutdownTimeout time.Duration
+
+	Registration      string // open, token or closed
+	RegistrationToken string // initial access token for mode token
+	CodeTTL           time.Duration
+	AccessTTL         time.Duration
+	RefreshTTL        time.Duration
 }
 
 // Defaults.
@@ -59,6 +65,20 @@ func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&c.Addr, "addr", envOr(env, "COMMONSID_ADDR", defaultAddr), "listen address host:port (env COMMONSID_ADDR)")
 	fs.StringVar(&c.WebDir, "web-dir", env("COMMONSID_WEB_DIR"), "serve templates and static files from this web/ folder instead of the embedded copy")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
+	fs.StringVar(&c.Registration, "registration", envOr(env, "COMMONSID_REGISTRATION", "open"), "dynamic client registration: open, token (COMMONSID_REGISTRATION_TOKEN required) or closed")
+	c.RegistrationToken = env("COMMONSID_REGISTRATION_TOKEN")
+	fs.DurationVar(&c.CodeTTL, "code-ttl", envDuration(env, "COMMONSID_CODE_TTL", 60*time.Second), "authorization code lifetime")
+	fs.DurationVar(&c.AccessTTL, "access-ttl", envDuration(env, "COMMONSID_ACCESS_TTL", 15*time.Minute), "access token lifetime")
+	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", envDuration(env, "COMMONSID_REFRESH_TTL", 30*24*time.Hour), "refresh token lifetime")
+}
+
+func envDuration(env func(string) string, key string, def time.Duration) time.Duration {
+	if v := env(key); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
 }
 
 // DSN is the database to use.
@@ -84,6 +104,23 @@ func (c *Config) Validate(serving bool) error {
 		}
 		if c.ShutdownTimeout <= 0 {
 			errs = append(errs, errors.New("--shutdown-timeout must be positive"))
+		}
+		switch c.Registration {
+		case "open", "closed":
+		case "token":
+			if len(c.RegistrationToken) < 32 {
+				errs = append(errs, errors.New("--registration token needs COMMONSID_REGISTRATION_TOKEN of at least 32 characters"))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("--registration %q: use open, token or closed", c.Registration))
+		}
+		for name, d := range map[string]time.Duration{"--code-ttl": c.CodeTTL, "--access-ttl": c.AccessTTL, "--refresh-ttl": c.RefreshTTL} {
+			if d <= 0 {
+				errs = append(errs, fmt.Errorf("%s must be positive", name))
+			}
+		}
+		if c.CodeTTL > 10*time.Minute {
+			errs = append(errs, errors.New("--code-ttl must be at most 10m (RFC 6749 §4.1.2)"))
 		}
 	}
 	if err := validateIssuer(c.Issuer); err != nil {

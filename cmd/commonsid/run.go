@@ -47,6 +47,7 @@ func commands() []command {
 		{"migrate", "apply or list database migrations (up, status)", runMigrate},
 		{"user", "manage accounts (create, list, show, disable, enable, delete)", runUser},
 		{"keys", "manage the cloud's signing keys (list, rotate, retire)", runKeys},
+		{"client", "manage services (create, list, show, delete)", runClient},
 		{"version", "print the version", func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintln(c.stdout, "commonsid", version)
 			return nil

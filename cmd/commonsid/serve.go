@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/server"
 	"github.com/onecommons/commonsid/web"
 )
@@ -52,9 +55,24 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		log.Info("created the cloud signing key", "alg", keys.DefaultAlg)
 	}
 	cloudDID, _ := did.WebDID(cfg.Issuer)
+	secret, err := cl.globalSecret(ctx)
+	if err != nil {
+		return err
+	}
+	sessions := &identity.Sessions{Store: cl.db, Accounts: cl.db, Now: time.Now}
+	pages := &web.Handler{Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Templates: tmpl, Log: log,
+		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now}
+	provider, err := oidc.New(oidc.Config{
+		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
+		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
+		SessionCookie: web.SessionCookie,
+	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log})
+	if err != nil {
+		return err
+	}
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
-		Areas: []server.Mounter{&web.Handler{Accounts: cl.accounts, Templates: tmpl, Log: log, Cloud: cloudDID, WebDir: cfg.WebDir}},
+		Areas: []server.Mounter{pages, provider},
 	}
 	h, err := srv.Handler()
 	if err != nil {

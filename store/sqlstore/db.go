@@ -286,8 +286,80 @@ func (d *DB) MigrationStatus(ctx context.Context) ([]Migration, error) {
 	return out, nil
 }
 
-// tx runs fn in a transaction, committing when it returns nil.
+type txKey struct{}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// q returns the transaction carried by ctx, or the database.
+func (d *DB) q(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return d.db
+}
+
+// BeginTx starts a transaction carried by the returned context; every store
+// method called with that context runs inside it.
+func (d *DB) BeginTx(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return ctx, errors.New("transaction already open")
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit commits the transaction carried by ctx.
+func (d *DB) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	if !ok {
+		return errors.New("no transaction to commit")
+	}
+	return tx.Commit()
+}
+
+// Rollback rolls back the transaction carried by ctx.
+func (d *DB) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	if !ok {
+		return errors.New("no transaction to roll back")
+	}
+	err := tx.Rollback()
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+// InTx runs fn inside one transaction (joining one ctx already carries).
+func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return fn(ctx)
+	}
+	tctx, err := d.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(tctx); err != nil {
+		d.Rollback(tctx)
+		return err
+	}
+	return d.Commit(tctx)
+}
+
+// tx runs fn in a transaction, committing when it returns nil. Inside a
+// transaction carried by ctx it joins that one.
 func (d *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return fn(tx)
+	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)

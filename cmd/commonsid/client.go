@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/onecommons/commonsid/oidc"
+)
+
+const clientUsage = "usage: commonsid client create --name NAME --redirect-uri URI [--public] [--forked-from ID] | list | show ID | delete ID"
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func runClient(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 {
+		return usagef(clientUsage)
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "-h", "--help", "help":
+		fmt.Fprintln(c.stdout, clientUsage)
+		return nil
+	case "create":
+		return clientCreate(ctx, c, args)
+	case "list", "show", "delete":
+	default:
+		return usagef("unknown client command %q; %s", sub, clientUsage)
+	}
+	cl, fs, err := openForCommand(ctx, c, "client "+sub, args, nil)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	switch sub {
+	case "list":
+		cs, err := cl.db.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT_ID\tNAME\tAUTH\tREDIRECT URIS")
+		for _, sc := range cs {
+			var md oidc.Metadata
+			json.Unmarshal(sc.Metadata, &md)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sc.ClientID, md.ClientName, md.TokenEndpointAuthMethod, strings.Join(md.RedirectURIs, " "))
+		}
+		return tw.Flush()
+	}
+	if fs.NArg() != 1 {
+		return usagef("usage: commonsid client %s <client_id>", sub)
+	}
+	id := fs.Arg(0)
+	if sub == "delete" {
+		if err := cl.db.DeleteClient(ctx, id); err != nil {
+			if isNotFound(err) {
+				return fmt.Errorf("no client %q", id)
+			}
+			return err
+		}
+		fmt.Fprintf(c.stdout, "deleted client %s and every token issued to it\n", id)
+		return nil
+	}
+	sc, err := cl.db.GetClient(ctx, id)
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("no client %q", id)
+		}
+		return err
+	}
+	var md map[string]any
+	json.Unmarshal(sc.Metadata, &md)
+	for k := range md {
+		if strings.HasPrefix(k, "x_") {
+			delete(md, k)
+		}
+	}
+	md["client_id"] = sc.ClientID
+	md["client_id_issued_at"] = sc.CreatedAt.Unix()
+	b, _ := json.MarshalIndent(md, "", "  ")
+	fmt.Fprintln(c.stdout, string(b))
+	return nil
+}
+
+func clientCreate(ctx context.Context, c *cli, args []string) error {
+	var (
+		req         oidc.RegisterRequest
+		redirects   multi
+		postLogout  multi
+		grants      multi
+		public      bool
+		name        string
+		forkedFrom  string
+		subjectType string
+		scope       string
+		sourceCode  string
+		policy      string
+		secretStdin bool
+	)
+	extra := func(fs *flag.FlagSet) {
+		fs.StringVar(&name, "name", "", "client_name shown to people (required)")
+		fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable)")
+		fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
+		fs.Var(&grants, "grant", "grant type: authorization_code (default), refresh_token, client_credentials (repeatable)")
+		fs.BoolVar(&public, "public", false, "public client: no secret, PKCE required")
+		fs.StringVar(&forkedFrom, "forked-from", "", "client_id of the service this one is a fork of")
+		fs.StringVar(&subjectType, "subject-type", "", "pairwise (default) or public")
+		fs.StringVar(&scope, "scope", "", "extra scopes this client may ask for, space-separated")
+		fs.StringVar(&sourceCode, "source-code-uri", "", "where the service's source code is published")
+		fs.StringVar(&policy, "policy-uri", "", "the service's privacy policy")
+		fs.BoolVar(&secretStdin, "secret-stdin", false, "read a client secret (32 bytes or more) from standard input instead of generating one")
+	}
+	cl, fs, err := openForCommand(ctx, c, "client create", args, extra)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if name == "" {
+		return usagef("--name is required")
+	}
+	req.ClientName, req.RedirectURIs, req.PostLogoutRedirectURIs = name, redirects, postLogout
+	req.ForkedFrom, req.SubjectType, req.Scope, req.SourceCodeURI, req.PolicyURI = forkedFrom, subjectType, scope, sourceCode, policy
+	req.GrantTypes = grants
+	if len(grants) == 0 && len(redirects) > 0 {
+		req.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	if public {
+		req.TokenEndpointAuthMethod = "none"
+	}
+	if secretStdin {
+		if req.ClientSecret, err = readPassword(c.stdin); err != nil {
+			return err
+		}
+	}
+	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, HTTPClient: &http.Client{Timeout: 5 * time.Second}, Now: time.Now}
+	out, err := g.Register(ctx, &req)
+	var me *oidc.MetadataError
+	if errors.As(err, &me) {
+		return fmt.Errorf("%s", me.Description)
+	}
+	if err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(out, "", "  ")
+	fmt.Fprintln(c.stdout, string(b))
+	return nil
+}

@@ -1,0 +1,202 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+)
+
+// Supported values, as advertised in discovery.
+var (
+	SupportedScopes      = []string{"openid", "profile", "email", "address", "phone", "did", "offline_access"}
+	SupportedAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	SupportedGrantTypes  = []string{"authorization_code", "refresh_token", "client_credentials"}
+	SupportedSigningAlgs = []string{"ES256", "EdDSA", "RS256"}
+)
+
+// Metadata is a client's registered metadata (RFC 7591 §2, OIDC Dynamic
+// Client Registration §2), plus forked_from and source_code_uri.
+type Metadata struct {
+	ClientID                    string              `json:"client_id,omitempty"`
+	RedirectURIs                []string            `json:"redirect_uris"`
+	TokenEndpointAuthMethod     string              `json:"token_endpoint_auth_method"`
+	TokenEndpointAuthSigningAlg string              `json:"token_endpoint_auth_signing_alg,omitempty"`
+	GrantTypes                  []string            `json:"grant_types"`
+	ResponseTypes               []string            `json:"response_types"`
+	ClientName                  string              `json:"client_name,omitempty"`
+	ClientURI                   string              `json:"client_uri,omitempty"`
+	LogoURI                     string              `json:"logo_uri,omitempty"`
+	Scope                       string              `json:"scope,omitempty"`
+	Contacts                    []string            `json:"contacts,omitempty"`
+	TOSURI                      string              `json:"tos_uri,omitempty"`
+	PolicyURI                   string              `json:"policy_uri,omitempty"`
+	SourceCodeURI               string              `json:"source_code_uri,omitempty"`
+	JWKSURI                     string              `json:"jwks_uri,omitempty"`
+	JWKS                        *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	SoftwareID                  string              `json:"software_id,omitempty"`
+	SoftwareVersion             string              `json:"software_version,omitempty"`
+	SectorIdentifierURI         string              `json:"sector_identifier_uri,omitempty"`
+	SubjectType                 string              `json:"subject_type"`
+	IDTokenSignedResponseAlg    string              `json:"id_token_signed_response_alg"`
+	PostLogoutRedirectURIs      []string            `json:"post_logout_redirect_uris,omitempty"`
+	ForkedFrom                  string              `json:"forked_from,omitempty"`
+	// Sector is the pairwise sector of this client (OIDC Core 8.1): the
+	// host of sector_identifier_uri, else of the redirect URIs. Computed at
+	// registration.
+	Sector string `json:"-"`
+	// FamilySector is the sector of the family root when the client is a
+	// fork; "" otherwise. Computed at registration.
+	FamilySector string `json:"-"`
+	// FamilyRoot is the client_id of the family root for a fork.
+	FamilyRoot string `json:"-"`
+}
+
+// storedMetadata is what the clients table holds: the public metadata and
+// the computed fields.
+type storedMetadata struct {
+	Metadata
+	Sector       string `json:"x_sector"`
+	FamilySector string `json:"x_family_sector,omitempty"`
+	FamilyRoot   string `json:"x_family_root,omitempty"`
+}
+
+func encodeMetadata(m *Metadata) ([]byte, error) {
+	return json.Marshal(storedMetadata{Metadata: *m, Sector: m.Sector, FamilySector: m.FamilySector, FamilyRoot: m.FamilyRoot})
+}
+
+func decodeMetadata(b []byte) (*Metadata, error) {
+	var s storedMetadata
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	m := s.Metadata
+	m.Sector, m.FamilySector, m.FamilyRoot = s.Sector, s.FamilySector, s.FamilyRoot
+	return &m, nil
+}
+
+// Client is a registered service, as fosite sees it.
+type Client struct {
+	Metadata
+	SecretHash string
+}
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+func clientFromStored(sc *StoredClient) (*Client, error) {
+	m, err := decodeMetadata(sc.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	m.ClientID = sc.ClientID
+	return &Client{Metadata: *m, SecretHash: sc.SecretHash}, nil
+}
+
+// GetID returns the client_id.
+func (c *Client) GetID() string { return c.ClientID }
+
+// GetHashedSecret returns the stored hash of the secret.
+func (c *Client) GetHashedSecret() []byte { return []byte(c.SecretHash) }
+
+// GetRedirectURIs returns the registered redirect URIs.
+func (c *Client) GetRedirectURIs() []string { return c.RedirectURIs }
+
+// GetGrantTypes returns the allowed grant types.
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
+
+// GetResponseTypes returns the allowed response types.
+func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
+
+// GetScopes returns the scopes the client may ask for.
+func (c *Client) GetScopes() fosite.Arguments {
+	out := slices.Clone(SupportedScopes)
+	for _, s := range strings.Fields(c.Scope) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// IsPublic reports a client without a secret (token_endpoint_auth_method none).
+func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == "none" }
+
+// GetAudience returns the audiences the client may request.
+func (c *Client) GetAudience() fosite.Arguments { return nil }
+
+// GetRequestURIs returns no request_uris: request objects are not supported.
+func (c *Client) GetRequestURIs() []string { return nil }
+
+// GetJSONWebKeys returns the client's registered keys.
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet { return c.JWKS }
+
+// GetJSONWebKeysURI returns the client's jwks_uri.
+func (c *Client) GetJSONWebKeysURI() string { return c.JWKSURI }
+
+// GetRequestObjectSigningAlgorithm: request objects are not supported.
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+
+// GetTokenEndpointAuthMethod returns the registered method.
+func (c *Client) GetTokenEndpointAuthMethod() string { return c.TokenEndpointAuthMethod }
+
+// GetTokenEndpointAuthSigningAlgorithm returns the private_key_jwt algorithm.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	if c.TokenEndpointAuthSigningAlg == "" {
+		return "RS256"
+	}
+	return c.TokenEndpointAuthSigningAlg
+}
+
+// SigningAlg is the algorithm of this client's ID and access tokens.
+func (c *Client) SigningAlg() string {
+	if slices.Contains(SupportedSigningAlgs, c.IDTokenSignedResponseAlg) {
+		return c.IDTokenSignedResponseAlg
+	}
+	return "ES256"
+}
+
+// DisplayName is the name shown to people.
+func (c *Client) DisplayName() string {
+	if c.ClientName != "" {
+		return c.ClientName
+	}
+	if len(c.RedirectURIs) > 0 {
+		if u, err := url.Parse(c.RedirectURIs[0]); err == nil {
+			return u.Host
+		}
+	}
+	return c.ClientID
+}
+
+// secretHasher compares client secrets by SHA-256. Client secrets are 256-bit
+// random values made by the server, so a slow password hash adds nothing.
+type secretHasher struct{}
+
+func hashSecret(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return hex.EncodeToString(sum[:])
+}
+
+func (secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	return []byte(hashSecret(data)), nil
+}
+
+var errSecretMismatch = errors.New("client secret mismatch")
+
+func (secretHasher) Compare(_ context.Context, hash, data []byte) error {
+	if len(hash) == 0 || subtle.ConstantTimeCompare(hash, []byte(hashSecret(data))) != 1 {
+		return errSecretMismatch
+	}
+	return nil
+}

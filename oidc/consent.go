@@ -1,0 +1,268 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+
+	"github.com/ory/fosite"
+
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/store"
+)
+
+// scopeInfo describes a scope on the consent page.
+type scopeInfo struct {
+	Name        string
+	Description string
+	Claims      []claimInfo
+}
+
+type claimInfo struct {
+	Name    string
+	Label   string
+	Value   string
+	Checked bool
+	Never   bool
+}
+
+var scopeDescriptions = map[string]string{
+	"openid":         "Sign you in with your Commons ID",
+	"profile":        "Your profile: name and handle",
+	"email":          "Your email address",
+	"address":        "Your postal address",
+	"phone":          "Your phone number",
+	"did":            "Your decentralized identifier (DID)",
+	"offline_access": "Stay connected when you are not using it (refresh tokens)",
+}
+
+var claimLabels = map[string]string{
+	"name": "Name", "preferred_username": "Handle", "email": "Email", "email_verified": "Whether your email is verified",
+	"updated_at": "When your profile last changed", "did": "DID", "address": "Address", "phone_number": "Phone number",
+	"phone_number_verified": "Whether your phone is verified", "given_name": "Given name", "family_name": "Family name",
+	"middle_name": "Middle name", "nickname": "Nickname", "profile": "Profile page", "picture": "Picture", "website": "Website",
+	"gender": "Gender", "birthdate": "Birth date", "zoneinfo": "Time zone", "locale": "Locale",
+}
+
+// consentState loads what the consent page and its submission need.
+type consentState struct {
+	ch       *Challenge
+	ar       fosite.AuthorizeRequester
+	client   *Client
+	acct     *identity.Account
+	settings *privacy.Settings
+	previous *privacy.Consent
+	parent   *Client // the family root, for a fork
+}
+
+func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, challenge string) (*consentState, bool) {
+	ctx := r.Context()
+	ch, err := p.loadChallenge(ctx, challenge)
+	if err != nil {
+		p.errorPage(w, r, http.StatusBadRequest, "Sign-in expired", "This sign-in request is unknown or has expired. Please return to the service and start again.")
+		return nil, false
+	}
+	_, acct, err := p.Sessions.Resolve(ctx, cookieValue(r, p.SessionCookie))
+	if err != nil {
+		http.Redirect(w, r, "/login?return_to="+url.QueryEscape("/authorize/resume?challenge="+ch.IDHash), http.StatusSeeOther)
+		return nil, false
+	}
+	ar, err := p.rebuild(ctx, r, ch)
+	if err != nil {
+		p.authorizeError(w, r, ar, err)
+		return nil, false
+	}
+	st := &consentState{ch: ch, ar: ar, client: ar.GetClient().(*Client), acct: acct}
+	if st.settings, err = p.settings(ctx, acct.DID); err != nil {
+		p.serverError(w, r, err)
+		return nil, false
+	}
+	st.previous, err = p.Privacy.GetConsent(ctx, acct.DID, st.client.ClientID)
+	if errors.Is(err, store.ErrNotFound) {
+		st.previous, err = nil, nil
+	}
+	if err != nil {
+		p.serverError(w, r, err)
+		return nil, false
+	}
+	if st.client.FamilyRoot != "" {
+		if sc, err := p.Store.GetClient(ctx, st.client.FamilyRoot); err == nil {
+			st.parent, _ = clientFromStored(sc)
+		}
+	}
+	return st, true
+}
+
+// usesFamily reports whether the person already uses the fork's family root.
+func (p *Provider) usesFamily(ctx context.Context, st *consentState) bool {
+	if st.parent == nil {
+		return false
+	}
+	c, err := p.Privacy.GetConsent(ctx, st.acct.DID, st.parent.ClientID)
+	return err == nil && c != nil
+}
+
+// requestedClaims lists, per requested scope, the claims the page offers.
+func (st *consentState) scopes() []scopeInfo {
+	cr, _ := privacy.ParseClaimsRequest(st.ar.GetRequestForm().Get("claims"))
+	var out []scopeInfo
+	listed := map[string]bool{}
+	for _, s := range st.ar.GetRequestedScopes() {
+		si := scopeInfo{Name: s, Description: scopeDescriptions[s]}
+		if si.Description == "" {
+			si.Description = s
+		}
+		for _, c := range privacy.ScopeClaims[s] {
+			if v := claimValues(st.acct, []string{c}); len(v) == 0 && c != "did" {
+				continue // nothing to share
+			}
+			si.Claims = append(si.Claims, st.claim(c))
+			listed[c] = true
+		}
+		out = append(out, si)
+	}
+	var extra []claimInfo
+	for _, c := range cr.Names() {
+		if listed[c] || claimLabels[c] == "" {
+			continue
+		}
+		if v := claimValues(st.acct, []string{c}); len(v) == 0 {
+			continue
+		}
+		extra = append(extra, st.claim(c))
+	}
+	if len(extra) > 0 {
+		out = append(out, scopeInfo{Name: "claims", Description: "Also asked for", Claims: extra})
+	}
+	return out
+}
+
+func (st *consentState) claim(c string) claimInfo {
+	ci := claimInfo{Name: c, Label: claimLabels[c], Checked: true}
+	if v, ok := claimValues(st.acct, []string{c})[c]; ok {
+		if s, ok := v.(string); ok {
+			ci.Value = s
+		}
+	}
+	switch st.settings.Policy(c) {
+	case privacy.PolicyNever:
+		ci.Checked, ci.Never = false, true
+	default:
+		if st.previous != nil && slices.Contains(st.previous.Scopes, scopeOfClaim(c)) {
+			ci.Checked = slices.Contains(st.previous.Claims, c)
+		}
+	}
+	return ci
+}
+
+func scopeOfClaim(c string) string {
+	for s, cs := range privacy.ScopeClaims {
+		if slices.Contains(cs, c) {
+			return s
+		}
+	}
+	return ""
+}
+
+func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request) {
+	st, ok := p.loadConsentState(w, r, r.URL.Query().Get("challenge"))
+	if !ok {
+		return
+	}
+	data := map[string]any{
+		"Challenge": st.ch.IDHash,
+		"Client":    st.client,
+		"Name":      st.client.DisplayName(),
+		"Account":   st.acct,
+		"Scopes":    st.scopes(),
+		"Parent":    st.parent,
+	}
+	if st.parent != nil {
+		data["ParentName"] = st.parent.DisplayName()
+		data["UsesFamily"] = p.usesFamily(r.Context(), st)
+		data["ForkPolicy"] = st.settings.ForkPolicy
+	}
+	p.Pages.Render(w, r, http.StatusOK, "consent", data)
+}
+
+func (p *Provider) consentSubmit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		p.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	st, ok := p.loadConsentState(w, r, r.PostForm.Get("challenge"))
+	if !ok {
+		return
+	}
+	cid := st.client.ClientID
+	switch r.PostForm.Get("decision") {
+	case "deny":
+		p.Store.DeleteChallenge(ctx, identity.HashToken(st.ch.IDHash))
+		p.activity(ctx, r, st.acct.DID, privacy.ActivityConsentDenied, cid, map[string]any{"scopes": []string(st.ar.GetRequestedScopes())})
+		p.oauth.WriteAuthorizeError(ctx, w, st.ar, fosite.ErrAccessDenied.WithHint("The person declined to share with this service."))
+		return
+	case "allow":
+	default:
+		p.errorPage(w, r, http.StatusBadRequest, "Bad request", "Choose whether to allow or deny.")
+		return
+	}
+	offered := map[string]bool{}
+	for _, s := range st.scopes() {
+		for _, c := range s.Claims {
+			if !c.Never {
+				offered[c.Name] = true
+			}
+		}
+	}
+	var ticked []string
+	for _, c := range r.PostForm["claim"] {
+		if offered[c] && !slices.Contains(ticked, c) {
+			ticked = append(ticked, c)
+		}
+	}
+	now := p.now()
+	c := &privacy.Consent{AccountDID: st.acct.DID, ClientID: cid, GrantedAt: now, UpdatedAt: now}
+	if st.previous != nil {
+		c.GrantedAt, c.SubjectSector = st.previous.GrantedAt, st.previous.SubjectSector
+		c.Scopes = append(c.Scopes, st.previous.Scopes...)
+		for _, cl := range st.previous.Claims {
+			// Keep earlier choices for claims this page did not show.
+			if !offered[cl] && st.settings.Policy(cl) != privacy.PolicyNever {
+				ticked = append(ticked, cl)
+			}
+		}
+	}
+	for _, s := range st.ar.GetRequestedScopes() {
+		if !slices.Contains(c.Scopes, s) {
+			c.Scopes = append(c.Scopes, s)
+		}
+	}
+	sort.Strings(c.Scopes)
+	sort.Strings(ticked)
+	c.Claims = ticked
+	if st.parent != nil && st.previous == nil {
+		carry := false
+		switch st.settings.ForkPolicy {
+		case privacy.PolicyAllow:
+			carry = true
+		case privacy.PolicyNever:
+		default:
+			carry = r.PostForm.Get("fork") == "carry"
+		}
+		if carry && st.client.FamilySector != "" {
+			c.SubjectSector = st.client.FamilySector
+		}
+	}
+	if err := p.Privacy.PutConsent(ctx, c); err != nil {
+		p.serverError(w, r, err)
+		return
+	}
+	p.activity(ctx, r, st.acct.DID, privacy.ActivityConsent, cid, map[string]any{"scopes": c.Scopes, "claims": c.Claims})
+	http.Redirect(w, r, "/authorize/resume?challenge="+url.QueryEscape(st.ch.IDHash), http.StatusSeeOther)
+}

@@ -1,0 +1,107 @@
+package oidc
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/onecommons/commonsid/privacy"
+)
+
+// logout implements OpenID Connect RP-Initiated Logout 1.0. With a valid
+// id_token_hint (expired is fine) the person is signed out at once and sent
+// to the registered post_logout_redirect_uri; without one the page asks
+// before signing out.
+func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		p.errorPage(w, r, http.StatusBadRequest, "Bad request", "The logout request could not be read.")
+		return
+	}
+	hint := r.Form.Get("id_token_hint")
+	redirect := r.Form.Get("post_logout_redirect_uri")
+	state := r.Form.Get("state")
+	clientID := r.Form.Get("client_id")
+	var hintSub string
+	if hint != "" {
+		tok, err := p.signer.Decode(ctx, hint)
+		var ve *jwt.ValidationError
+		if err != nil && !(errors.As(err, &ve) && ve.Has(jwt.ValidationErrorExpired) && tok != nil && tok.Claims != nil) {
+			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "The id_token_hint is not an ID token issued here.")
+			return
+		}
+		aud := audiences(tok.Claims["aud"])
+		if clientID != "" && !slices.Contains(aud, clientID) {
+			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "The client_id does not match the id_token_hint.")
+			return
+		}
+		if clientID == "" && len(aud) > 0 {
+			clientID = aud[0]
+		}
+		hintSub, _ = tok.Claims["sub"].(string)
+	}
+	var target *url.URL
+	if redirect != "" {
+		if clientID == "" {
+			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "A post_logout_redirect_uri needs an id_token_hint or client_id naming the service.")
+			return
+		}
+		sc, err := p.Store.GetClient(ctx, clientID)
+		if err != nil {
+			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "The service is unknown.")
+			return
+		}
+		c, err := clientFromStored(sc)
+		if err != nil || !slices.Contains(c.PostLogoutRedirectURIs, redirect) {
+			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "The post_logout_redirect_uri is not registered for this service.")
+			return
+		}
+		target, _ = url.Parse(redirect)
+		if state != "" {
+			q := target.Query()
+			q.Set("state", state)
+			target.RawQuery = q.Encode()
+		}
+	}
+	confirmed := hint != "" || (r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes")
+	if !confirmed {
+		p.Pages.Render(w, r, http.StatusOK, "logout", map[string]any{
+			"PostLogoutRedirectURI": redirect, "State": state, "ClientID": clientID,
+		})
+		return
+	}
+	token := cookieValue(r, p.SessionCookie)
+	if sess, acct, err := p.Sessions.Resolve(ctx, token); err == nil {
+		_ = sess
+		p.activity(ctx, r, acct.DID, privacy.ActivityLogout, clientID, map[string]any{"hinted_sub": hintSub != ""})
+	}
+	p.Sessions.End(ctx, token)
+	http.SetCookie(w, &http.Cookie{Name: p.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	if target != nil {
+		http.Redirect(w, r, target.String(), http.StatusSeeOther)
+		return
+	}
+	p.Pages.Render(w, r, http.StatusOK, "logged_out", nil)
+}
+
+func audiences(v any) []string {
+	switch a := v.(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case []string:
+		return a
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/privacy"
+)
+
+// Pages renders person-facing pages (implemented by package web).
+type Pages interface {
+	Render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any)
+}
+
+// Registration modes.
+const (
+	RegistrationOpen   = "open"
+	RegistrationToken  = "token"
+	RegistrationClosed = "closed"
+)
+
+// Config holds the provider's settings.
+type Config struct {
+	Issuer          string
+	CodeLifespan    time.Duration // default 60 s
+	AccessLifespan  time.Duration // default 15 min
+	RefreshLifespan time.Duration // default 30 days
+	IDTokenLifespan time.Duration // default 15 min
+	// Registration is open, token (an initial access token is required) or
+	// closed (admin CLI only).
+	Registration string
+	// RegistrationToken is the initial access token for mode "token".
+	RegistrationToken string
+	// GlobalSecret keys the HMAC of codes and refresh tokens (32 bytes,
+	// the same on every replica).
+	GlobalSecret []byte
+	// SessionCookie is the name of the browser sign-on cookie.
+	SessionCookie string
+	// HTTPClient fetches sector_identifier_uri and jwks_uri documents.
+	HTTPClient *http.Client
+}
+
+// Provider is the OpenID provider.
+type Provider struct {
+	Config
+	Store    Store
+	Keys     *keys.Manager
+	Accounts *identity.Service
+	Sessions *identity.Sessions
+	Privacy  privacy.Store
+	Pages    Pages
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	oauth     fosite.OAuth2Provider
+	fconfig   *fosite.Config
+	ring      *keyring
+	signer    *signer
+	discovery []byte
+}
+
+// New builds a provider; call Mount to serve it.
+func New(cfg Config, p *Provider) (*Provider, error) {
+	p.Config = cfg
+	if p.CodeLifespan == 0 {
+		p.CodeLifespan = 60 * time.Second
+	}
+	if p.AccessLifespan == 0 {
+		p.AccessLifespan = 15 * time.Minute
+	}
+	if p.RefreshLifespan == 0 {
+		p.RefreshLifespan = 30 * 24 * time.Hour
+	}
+	if p.IDTokenLifespan == 0 {
+		p.IDTokenLifespan = 15 * time.Minute
+	}
+	if p.Registration == "" {
+		p.Registration = RegistrationOpen
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.HTTPClient == nil {
+		p.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if len(p.GlobalSecret) < 32 {
+		return nil, errors.New("oidc: GlobalSecret must be at least 32 bytes")
+	}
+	p.ring = newKeyring(p.Keys)
+	p.signer = &signer{ring: p.ring, issuer: p.Issuer}
+	fc := &fosite.Config{
+		AccessTokenLifespan:            p.AccessLifespan,
+		RefreshTokenLifespan:           p.RefreshLifespan,
+		AuthorizeCodeLifespan:          p.CodeLifespan,
+		IDTokenLifespan:                p.IDTokenLifespan,
+		IDTokenIssuer:                  p.Issuer,
+		AccessTokenIssuer:              p.Issuer,
+		TokenURL:                       p.Issuer + "/token",
+		GlobalSecret:                   p.GlobalSecret,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCE:                    false,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		RefreshTokenScopes:             []string{"offline_access"},
+		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
+		ClientSecretsHasher:            secretHasher{},
+		MinParameterEntropy:            8,
+		SendDebugMessagesToClients:     false,
+		RedirectSecureChecker:          fosite.IsRedirectURISecureStrict,
+		HTTPClient:                     nil,
+	}
+	fs := &fositeStore{st: p.Store, now: p.Now}
+	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               &oauth2.DefaultJWTStrategy{Signer: p.signer, HMACSHAStrategy: hmacStrategy, Config: fc},
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: p.signer, Config: fc},
+		Signer:                     p.signer,
+	}
+	p.fconfig = fc
+	p.oauth = compose.Compose(fc, fs, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2PKCEFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+	)
+	d, err := json.Marshal(p.discoveryDocument())
+	if err != nil {
+		return nil, err
+	}
+	p.discovery = d
+	return p, nil
+}
+
+// Mount adds the provider's routes.
+func (p *Provider) Mount(r chi.Router) {
+	r.Get("/.well-known/openid-configuration", p.serveDiscovery)
+	r.Get("/jwks.json", p.serveJWKS)
+	r.Group(func(r chi.Router) {
+		r.Use(securityHeaders)
+		r.Get("/authorize", p.authorize)
+		r.Post("/authorize", p.authorize)
+		r.Get("/authorize/resume", p.resume)
+		r.Get("/consent", p.consentPage)
+		r.With(crossOrigin).Post("/consent", p.consentSubmit)
+		r.Get("/logout", p.logout)
+		r.With(crossOrigin).Post("/logout", p.logout)
+	})
+	r.Post("/token", p.token)
+	r.Get("/userinfo", p.userinfo)
+	r.Post("/userinfo", p.userinfo)
+	r.Post("/revoke", p.revoke)
+	r.Post("/introspect", p.introspect)
+	r.Post("/register", p.register)
+	r.Get("/register/{client_id}", p.registrationRead)
+	r.Put("/register/{client_id}", p.registrationUpdate)
+	r.Delete("/register/{client_id}", p.registrationDelete)
+}
+
+func crossOrigin(next http.Handler) http.Handler {
+	return http.NewCrossOriginProtection().Handler(next)
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (p *Provider) discoveryDocument() map[string]any {
+	iss := p.Issuer
+	return map[string]any{
+		"issuer":                                                   iss,
+		"authorization_endpoint":                                   iss + "/authorize",
+		"token_endpoint":                                           iss + "/token",
+		"userinfo_endpoint":                                        iss + "/userinfo",
+		"jwks_uri":                                                 iss + "/jwks.json",
+		"registration_endpoint":                                    iss + "/register",
+		"end_session_endpoint":                                     iss + "/logout",
+		"revocation_endpoint":                                      iss + "/revoke",
+		"introspection_endpoint":                                   iss + "/introspect",
+		"scopes_supported":                                         SupportedScopes,
+		"response_types_supported":                                 []string{"code"},
+		"response_modes_supported":                                 []string{"query"},
+		"grant_types_supported":                                    SupportedGrantTypes,
+		"subject_types_supported":                                  []string{"pairwise", "public"},
+		"id_token_signing_alg_values_supported":                    SupportedSigningAlgs,
+		"token_endpoint_auth_methods_supported":                    SupportedAuthMethods,
+		"token_endpoint_auth_signing_alg_values_supported":         []string{"RS256", "ES256", "EdDSA"},
+		"revocation_endpoint_auth_methods_supported":               SupportedAuthMethods,
+		"introspection_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"code_challenge_methods_supported":                         []string{"S256"},
+		"claims_supported":                                         append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp"}, privacy.ReleasableClaims()...),
+		"claims_parameter_supported":                               true,
+		"claim_types_supported":                                    []string{"normal"},
+		"request_parameter_supported":                              false,
+		"request_uri_parameter_supported":                          false,
+		"require_request_uri_registration":                         false,
+		"prompt_values_supported":                                  []string{"none", "login", "consent"},
+		"acr_values_supported":                                     []string{"0"},
+		"frontchannel_logout_supported":                            false,
+		"backchannel_logout_supported":                             false,
+		"authorization_response_iss_parameter_supported":           false,
+		"access_token_signing_alg_values_supported":                SupportedSigningAlgs,
+		"userinfo_signing_alg_values_supported":                    []string{},
+		"service_documentation":                                    iss + "/",
+		"op_policy_uri":                                            iss + "/",
+		"require_pushed_authorization_requests":                    false,
+		"tls_client_certificate_bound_access_tokens":               false,
+		"dpop_signing_alg_values_supported":                        []string{},
+		"registration_endpoint_auth_methods_supported":             []string{},
+		"authorization_signing_alg_values_supported":               []string{},
+		"introspection_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256", "EdDSA"},
+	}
+}
+
+func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Write(p.discovery)
+}
+
+func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	ks, err := p.ring.JWKS(r.Context())
+	if err != nil {
+		p.Log.ErrorContext(r.Context(), "jwks", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	// Short enough that a rotation reaches verifiers quickly; rotated-out
+	// keys stay published until retired, so cached sets keep verifying.
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	json.NewEncoder(w).Encode(map[string]any{"keys": ks})
+}
+
+func (p *Provider) now() time.Time { return p.Now().UTC() }
+
+// context helper for background work that must outlive the request.
+func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

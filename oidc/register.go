@@ -1,0 +1,503 @@
+package oidc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/onecommons/commonsid/store"
+)
+
+// MetadataError is an invalid_client_metadata or invalid_redirect_uri error
+// (RFC 7591 §3.2.2).
+type MetadataError struct {
+	Code        string // invalid_client_metadata | invalid_redirect_uri
+	Description string
+}
+
+func (e *MetadataError) Error() string { return e.Code + ": " + e.Description }
+
+func badMeta(format string, args ...any) error {
+	return &MetadataError{"invalid_client_metadata", fmt.Sprintf(format, args...)}
+}
+
+func badRedirect(format string, args ...any) error {
+	return &MetadataError{"invalid_redirect_uri", fmt.Sprintf(format, args...)}
+}
+
+// Registered is the answer to a registration: the metadata and the
+// credentials, shown once.
+type Registered struct {
+	Metadata
+	ClientSecret            string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt        int64  `json:"client_id_issued_at"`
+	ClientSecretExpiresAt   int64  `json:"client_secret_expires_at"`
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
+}
+
+// Registrar validates and stores client registrations; it serves both the
+// registration endpoint and the admin CLI.
+type Registrar struct {
+	Store      Store
+	Issuer     string
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// RegisterRequest is a registration: metadata plus an optional client-chosen
+// secret (at least 32 bytes).
+type RegisterRequest struct {
+	Metadata
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+func randomString(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// MinSecretLength is the shortest client secret accepted.
+const MinSecretLength = 32
+
+// Register validates metadata, fills defaults, mints credentials and stores
+// the client.
+func (g *Registrar) Register(ctx context.Context, req *RegisterRequest) (*Registered, error) {
+	md := req.Metadata
+	if err := g.validate(ctx, &md); err != nil {
+		return nil, err
+	}
+	id, err := randomString(18)
+	if err != nil {
+		return nil, err
+	}
+	md.ClientID = id
+	out := &Registered{Metadata: md}
+	var secretHash string
+	if md.TokenEndpointAuthMethod == "client_secret_basic" || md.TokenEndpointAuthMethod == "client_secret_post" {
+		secret := req.ClientSecret
+		if secret == "" {
+			if secret, err = randomString(32); err != nil {
+				return nil, err
+			}
+		} else if len(secret) < MinSecretLength {
+			return nil, badMeta("client_secret must be at least %d bytes; omit it and one will be made for you", MinSecretLength)
+		}
+		out.ClientSecret = secret
+		secretHash = hashSecret([]byte(secret))
+	} else if req.ClientSecret != "" {
+		return nil, badMeta("client_secret is only for client_secret_basic and client_secret_post")
+	}
+	regToken, err := randomString(32)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := encodeMetadata(&md)
+	if err != nil {
+		return nil, err
+	}
+	now := g.Now().UTC()
+	if err := g.Store.CreateClient(ctx, &StoredClient{ClientID: id, SecretHash: secretHash,
+		RegistrationTokenHash: hashSecret([]byte(regToken)), Metadata: raw, CreatedAt: now, UpdatedAt: now}); err != nil {
+		return nil, err
+	}
+	out.ClientIDIssuedAt = now.Unix()
+	out.RegistrationAccessToken = regToken
+	out.RegistrationClientURI = g.Issuer + "/register/" + id
+	return out, nil
+}
+
+var scopeToken = regexp.MustCompile(`^[A-Za-z0-9:._/-]{1,64}$`)
+
+// validate checks and normalises metadata (RFC 7591 §2, OIDC Registration
+// §2, OIDC Core §8.1).
+func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
+	if md.TokenEndpointAuthMethod == "" {
+		md.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	if !slices.Contains(SupportedAuthMethods, md.TokenEndpointAuthMethod) {
+		return badMeta("token_endpoint_auth_method %q is not supported (use one of %s)", md.TokenEndpointAuthMethod, strings.Join(SupportedAuthMethods, ", "))
+	}
+	if len(md.GrantTypes) == 0 {
+		md.GrantTypes = []string{"authorization_code"}
+	}
+	for _, gt := range md.GrantTypes {
+		if !slices.Contains(SupportedGrantTypes, gt) {
+			return badMeta("grant type %q is not supported (implicit and password grants are not offered)", gt)
+		}
+	}
+	if slices.Contains(md.GrantTypes, "client_credentials") && md.TokenEndpointAuthMethod == "none" {
+		return badMeta("a public client (token_endpoint_auth_method none) cannot use client_credentials")
+	}
+	if len(md.ResponseTypes) == 0 && slices.Contains(md.GrantTypes, "authorization_code") {
+		md.ResponseTypes = []string{"code"}
+	}
+	for _, rt := range md.ResponseTypes {
+		if rt != "code" {
+			return badMeta("response type %q is not supported: only code", rt)
+		}
+	}
+	if slices.Contains(md.ResponseTypes, "code") != slices.Contains(md.GrantTypes, "authorization_code") {
+		return badMeta("response_types code and grant_types authorization_code go together")
+	}
+	if slices.Contains(md.GrantTypes, "authorization_code") && len(md.RedirectURIs) == 0 {
+		return badRedirect("redirect_uris is required for the authorization_code grant")
+	}
+	for _, u := range md.RedirectURIs {
+		if err := checkURL(u, "redirect_uri"); err != nil {
+			return badRedirect("%v", err)
+		}
+	}
+	for _, u := range md.PostLogoutRedirectURIs {
+		if err := checkURL(u, "post_logout_redirect_uri"); err != nil {
+			return badMeta("%v", err)
+		}
+	}
+	for name, u := range map[string]string{"client_uri": md.ClientURI, "logo_uri": md.LogoURI, "policy_uri": md.PolicyURI,
+		"tos_uri": md.TOSURI, "source_code_uri": md.SourceCodeURI, "jwks_uri": md.JWKSURI, "sector_identifier_uri": md.SectorIdentifierURI} {
+		if u == "" {
+			continue
+		}
+		if err := checkURL(u, name); err != nil {
+			return badMeta("%v", err)
+		}
+	}
+	if len(md.ClientName) > 200 {
+		return badMeta("client_name is longer than 200 characters")
+	}
+	for _, s := range strings.Fields(md.Scope) {
+		if !scopeToken.MatchString(s) {
+			return badMeta("scope %q is not a valid scope token", s)
+		}
+	}
+	switch md.SubjectType {
+	case "":
+		md.SubjectType = "pairwise"
+	case "pairwise", "public":
+	default:
+		return badMeta("subject_type must be pairwise or public")
+	}
+	switch md.IDTokenSignedResponseAlg {
+	case "":
+		md.IDTokenSignedResponseAlg = "ES256"
+	case "ES256", "EdDSA", "RS256":
+	default:
+		return badMeta("id_token_signed_response_alg %q is not supported (ES256, EdDSA or RS256)", md.IDTokenSignedResponseAlg)
+	}
+	if md.TokenEndpointAuthMethod == "private_key_jwt" {
+		if (md.JWKS == nil || len(md.JWKS.Keys) == 0) == (md.JWKSURI == "") {
+			return badMeta("private_key_jwt needs exactly one of jwks or jwks_uri")
+		}
+	}
+	if md.JWKS != nil {
+		for _, k := range md.JWKS.Keys {
+			if !k.Valid() || !k.IsPublic() {
+				return badMeta("jwks must hold valid public keys only")
+			}
+		}
+	}
+	if md.TokenEndpointAuthSigningAlg != "" && !slices.Contains([]string{"RS256", "ES256", "EdDSA", "PS256"}, md.TokenEndpointAuthSigningAlg) {
+		return badMeta("token_endpoint_auth_signing_alg %q is not supported", md.TokenEndpointAuthSigningAlg)
+	}
+	sector, err := g.sector(ctx, md)
+	if err != nil {
+		return err
+	}
+	md.Sector = sector
+	md.FamilyRoot, md.FamilySector = "", ""
+	if md.ForkedFrom != "" {
+		if strings.Contains(md.ForkedFrom, "#") {
+			return badMeta("forked_from names a service on another cloud (%s); forks across clouds need federation with that cloud, which is not configured", md.ForkedFrom)
+		}
+		sc, err := g.Store.GetClient(ctx, md.ForkedFrom)
+		if errors.Is(err, store.ErrNotFound) {
+			return badMeta("forked_from %q is not a service registered here", md.ForkedFrom)
+		}
+		if err != nil {
+			return err
+		}
+		parent, err := clientFromStored(sc)
+		if err != nil {
+			return err
+		}
+		md.FamilyRoot, md.FamilySector = parent.ClientID, parent.Sector
+		if parent.FamilyRoot != "" {
+			md.FamilyRoot, md.FamilySector = parent.FamilyRoot, parent.FamilySector
+		}
+	}
+	return nil
+}
+
+// checkURL allows absolute https URLs, or http on a loopback host, without
+// fragments or user info.
+func checkURL(raw, what string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%s %q is not an absolute URL", what, raw)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("%s %q must not have a fragment", what, raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%s %q must not carry user info", what, raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return fmt.Errorf("%s %q must use https (http is allowed only on loopback hosts)", what, raw)
+		}
+	default:
+		return fmt.Errorf("%s %q must use https", what, raw)
+	}
+	return nil
+}
+
+func isLoopback(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// sector computes the pairwise sector (OIDC Core 8.1): the host of
+// sector_identifier_uri, whose JSON array must list every redirect URI, or
+// the single host of the redirect URIs.
+func (g *Registrar) sector(ctx context.Context, md *Metadata) (string, error) {
+	if md.SectorIdentifierURI != "" {
+		u, _ := url.Parse(md.SectorIdentifierURI)
+		uris, err := g.fetchSector(ctx, md.SectorIdentifierURI)
+		if err != nil {
+			return "", badMeta("sector_identifier_uri: %v", err)
+		}
+		for _, r := range md.RedirectURIs {
+			if !slices.Contains(uris, r) {
+				return "", badMeta("sector_identifier_uri does not list redirect_uri %q", r)
+			}
+		}
+		return u.Host, nil
+	}
+	hosts := map[string]bool{}
+	for _, r := range md.RedirectURIs {
+		u, _ := url.Parse(r)
+		hosts[u.Host] = true
+	}
+	switch len(hosts) {
+	case 0:
+		return md.ClientID, nil // client_credentials only: no person ever sees it
+	case 1:
+		for h := range hosts {
+			return h, nil
+		}
+	}
+	if md.SubjectType == "public" {
+		return "", nil
+	}
+	return "", badMeta("redirect_uris span several hosts: register a sector_identifier_uri (OIDC Core 8.1)")
+}
+
+func (g *Registrar) fetchSector(ctx context.Context, raw string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := g.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch failed: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch answered %d", resp.StatusCode)
+	}
+	var uris []string
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&uris); err != nil {
+		return nil, errors.New("not a JSON array of URLs")
+	}
+	return uris, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeRegError(w http.ResponseWriter, err error) bool {
+	var me *MetadataError
+	if errors.As(err, &me) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": me.Code, "error_description": me.Description})
+		return true
+	}
+	return false
+}
+
+func (p *Provider) registrar() *Registrar {
+	return &Registrar{Store: p.Store, Issuer: p.Issuer, HTTPClient: p.HTTPClient, Now: p.Now}
+}
+
+func readMetadata(w http.ResponseWriter, r *http.Request) (*RegisterRequest, bool) {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "the body must be application/json"})
+		return nil, false
+	}
+	var req RegisterRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "the body is not a JSON object of client metadata: " + err.Error()})
+		return nil, false
+	}
+	return &req, true
+}
+
+// register is the RFC 7591 registration endpoint.
+func (p *Provider) register(w http.ResponseWriter, r *http.Request) {
+	switch p.Registration {
+	case RegistrationClosed:
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "access_denied", "error_description": "registration is closed on this cloud; ask its operators"})
+		return
+	case RegistrationToken:
+		tok := bearerToken(r)
+		if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(p.RegistrationToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "an initial access token is required to register"})
+			return
+		}
+	}
+	req, ok := readMetadata(w, r)
+	if !ok {
+		return
+	}
+	if req.ClientID != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "client_id is assigned by the server"})
+		return
+	}
+	out, err := p.registrar().Register(r.Context(), req)
+	if err != nil {
+		if !writeRegError(w, err) {
+			p.Log.ErrorContext(r.Context(), "register", "err", err)
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		}
+		return
+	}
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// registrationClient authenticates an RFC 7592 request.
+func (p *Provider) registrationClient(w http.ResponseWriter, r *http.Request) (*StoredClient, bool) {
+	id := chi.URLParam(r, "client_id")
+	tok := bearerToken(r)
+	sc, err := p.Store.GetClient(r.Context(), id)
+	if err != nil || tok == "" || sc.RegistrationTokenHash == "" ||
+		subtle.ConstantTimeCompare([]byte(sc.RegistrationTokenHash), []byte(hashSecret([]byte(tok)))) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": "the registration access token is not valid for this client"})
+		return nil, false
+	}
+	return sc, true
+}
+
+func (p *Provider) registrationView(sc *StoredClient) (*Registered, error) {
+	c, err := clientFromStored(sc)
+	if err != nil {
+		return nil, err
+	}
+	return &Registered{Metadata: c.Metadata, ClientIDIssuedAt: sc.CreatedAt.Unix(),
+		RegistrationClientURI: p.Issuer + "/register/" + sc.ClientID}, nil
+}
+
+func (p *Provider) registrationRead(w http.ResponseWriter, r *http.Request) {
+	sc, ok := p.registrationClient(w, r)
+	if !ok {
+		return
+	}
+	out, err := p.registrationView(sc)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// registrationUpdate replaces the metadata (RFC 7592 §2.2); the secret and
+// client_id stay.
+func (p *Provider) registrationUpdate(w http.ResponseWriter, r *http.Request) {
+	sc, ok := p.registrationClient(w, r)
+	if !ok {
+		return
+	}
+	req, ok := readMetadata(w, r)
+	if !ok {
+		return
+	}
+	if req.ClientID != sc.ClientID {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "client_id must match the registration"})
+		return
+	}
+	if req.ClientSecret != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "client_secret cannot be changed here"})
+		return
+	}
+	old, err := clientFromStored(sc)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	md := req.Metadata
+	g := p.registrar()
+	if err := g.validate(r.Context(), &md); err != nil {
+		if !writeRegError(w, err) {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		}
+		return
+	}
+	if (old.TokenEndpointAuthMethod == "none") != (md.TokenEndpointAuthMethod == "none") {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "a client cannot switch between public and confidential"})
+		return
+	}
+	md.ClientID = sc.ClientID
+	raw, err := encodeMetadata(&md)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	sc.Metadata, sc.UpdatedAt = raw, p.now()
+	if err := p.Store.UpdateClient(r.Context(), sc); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	out, _ := p.registrationView(sc)
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (p *Provider) registrationDelete(w http.ResponseWriter, r *http.Request) {
+	sc, ok := p.registrationClient(w, r)
+	if !ok {
+		return
+	}
+	if err := p.Store.DeleteClient(r.Context(), sc.ClientID); err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,87 @@
+package oidc
+
+import (
+	"time"
+
+	"github.com/mohae/deepcopy"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+)
+
+// Session is what fosite stores with every code and token: the ID token
+// claims, the access-token claims and who the grant belongs to.
+type Session struct {
+	*openid.DefaultSession `json:"id_token"`
+
+	// AccountDID is the person the grant belongs to ("" for client
+	// credentials).
+	AccountDID string `json:"account_did,omitempty"`
+	ClientID   string `json:"client_id"`
+	// Alg is the client's signing algorithm.
+	Alg string `json:"alg"`
+	// Claims is the claims request parameter of the authorization request.
+	ClaimsParam string `json:"claims_param,omitempty"`
+	// AccessExtra are extra claims of the access token.
+	AccessExtra map[string]any `json:"access_extra,omitempty"`
+}
+
+var (
+	_ openid.Session = (*Session)(nil)
+)
+
+// newSession returns an empty session.
+func newSession() *Session {
+	return &Session{DefaultSession: &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}}
+}
+
+// GetJWTClaims builds the RFC 9068 access-token claims afresh for each
+// token: client_id and a new jti every time.
+func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
+	extra := map[string]any{"client_id": s.ClientID}
+	for k, v := range s.AccessExtra {
+		extra[k] = v
+	}
+	if s.DefaultSession != nil && s.Claims != nil && !s.Claims.AuthTime.IsZero() {
+		extra["auth_time"] = s.Claims.AuthTime.Unix()
+	}
+	return &jwt.JWTClaims{Subject: s.GetSubject(), Extra: extra}
+}
+
+// GetJWTHeader is the access-token header: typ at+jwt (RFC 9068 §2.1).
+func (s *Session) GetJWTHeader() *jwt.Headers {
+	return &jwt.Headers{Extra: map[string]any{"typ": "at+jwt", algHeader: s.alg()}}
+}
+
+// IDTokenHeaders is the ID token header.
+func (s *Session) IDTokenHeaders() *jwt.Headers {
+	return &jwt.Headers{Extra: map[string]any{algHeader: s.alg()}}
+}
+
+func (s *Session) alg() string {
+	if s.Alg == "" {
+		return "ES256"
+	}
+	return s.Alg
+}
+
+// GetSubject returns the token subject.
+func (s *Session) GetSubject() string {
+	if s.DefaultSession == nil {
+		return ""
+	}
+	return s.DefaultSession.GetSubject()
+}
+
+// Clone deep-copies the session.
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	return deepcopy.Copy(s).(fosite.Session)
+}
+
+// SetExpiresAt records when a token type expires.
+func (s *Session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	s.DefaultSession.SetExpiresAt(key, exp)
+}

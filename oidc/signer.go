@@ -1,0 +1,206 @@
+package oidc
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	josev3 "github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/onecommons/commonsid/keys"
+)
+
+// keyring is a cached snapshot of the cloud's signing keys, refreshed every
+// refreshEvery and, at most once a second, when a token names an unknown key.
+type keyring struct {
+	keys         *keys.Manager
+	refreshEvery time.Duration
+
+	mu        sync.Mutex
+	loadedAt  time.Time
+	triedAt   time.Time
+	active    map[string]*keys.Signer // by alg
+	published map[string]josev3.JSONWebKey
+	jwks      []josev3.JSONWebKey
+}
+
+func newKeyring(m *keys.Manager) *keyring {
+	return &keyring{keys: m, refreshEvery: 10 * time.Second}
+}
+
+func (k *keyring) load(ctx context.Context, force bool) error {
+	now := time.Now()
+	if !force && now.Sub(k.loadedAt) < k.refreshEvery && k.active != nil {
+		return nil
+	}
+	if force && now.Sub(k.triedAt) < time.Second && k.active != nil {
+		return nil
+	}
+	k.triedAt = now
+	list, err := k.keys.List(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	active := map[string]*keys.Signer{}
+	published := map[string]josev3.JSONWebKey{}
+	var jwks []josev3.JSONWebKey
+	for _, sk := range list {
+		if sk.Status == keys.StatusRetired {
+			continue
+		}
+		var j josev3.JSONWebKey
+		if err := j.UnmarshalJSON(sk.PublicJWK); err != nil {
+			return fmt.Errorf("signing key %s: %w", sk.KID, err)
+		}
+		published[sk.KID] = j
+		jwks = append(jwks, j)
+		if sk.Status == keys.StatusActive {
+			s, err := k.keys.Active(ctx, sk.Alg)
+			if err != nil {
+				return err
+			}
+			active[sk.Alg] = s
+		}
+	}
+	k.active, k.published, k.jwks, k.loadedAt = active, published, jwks, now
+	return nil
+}
+
+// signerFor returns the active key of alg, creating one on first use of an
+// algorithm (EdDSA and RS256 are made when a client first asks for them).
+func (k *keyring) signerFor(ctx context.Context, alg string) (*keys.Signer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.load(ctx, false); err != nil {
+		return nil, err
+	}
+	if s, ok := k.active[alg]; ok {
+		return s, nil
+	}
+	if _, err := k.keys.Ensure(ctx, alg); err != nil {
+		return nil, err
+	}
+	k.loadedAt = time.Time{}
+	if err := k.load(ctx, false); err != nil {
+		return nil, err
+	}
+	if s, ok := k.active[alg]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("no active %s key", alg)
+}
+
+func (k *keyring) publicKey(ctx context.Context, kid string) (josev3.JSONWebKey, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.load(ctx, false); err == nil {
+		if j, ok := k.published[kid]; ok {
+			return j, true
+		}
+	}
+	if err := k.load(ctx, true); err == nil {
+		j, ok := k.published[kid]
+		return j, ok
+	}
+	return josev3.JSONWebKey{}, false
+}
+
+// JWKS returns the published public keys.
+func (k *keyring) JWKS(ctx context.Context) ([]josev3.JSONWebKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.load(ctx, false); err != nil {
+		return nil, err
+	}
+	return k.jwks, nil
+}
+
+// algHeader carries the wanted algorithm from the session to the signer; it
+// never reaches a token.
+const algHeader = "x-commonsid-alg"
+
+// signer is fosite's jwt.Signer over the cloud's keys: it signs with the
+// active key of the algorithm the session asks for and verifies with any
+// published key named by "kid".
+type signer struct {
+	ring   *keyring
+	issuer string
+}
+
+var _ jwt.Signer = (*signer)(nil)
+
+func (s *signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
+	h := map[string]any{}
+	if header != nil {
+		for k, v := range header.ToMap() {
+			h[k] = v
+		}
+	}
+	alg, _ := h[algHeader].(string)
+	delete(h, algHeader)
+	delete(h, "alg")
+	if alg == "" {
+		alg = keys.DefaultAlg
+	}
+	key, err := s.ring.signerFor(ctx, alg)
+	if err != nil {
+		return "", "", err
+	}
+	h["kid"] = key.KID
+	if h["typ"] == "at+jwt" {
+		if aud, ok := claims["aud"].([]string); !ok || len(aud) == 0 {
+			claims["aud"] = []string{s.issuer}
+		}
+	}
+	t := jwt.NewWithClaims(josev3.SignatureAlgorithm(alg), claims)
+	t.Header = h
+	raw, err := t.SignedString(signingKey(key.Key))
+	if err != nil {
+		return "", "", err
+	}
+	return raw, raw[strings.LastIndexByte(raw, '.')+1:], nil
+}
+
+func signingKey(k crypto.Signer) any { return k }
+
+var errUnknownKey = errors.New("token signed by an unknown key")
+
+func (s *signer) Decode(ctx context.Context, token string) (*jwt.Token, error) {
+	return jwt.ParseWithClaims(token, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		j, ok := s.ring.publicKey(ctx, kid)
+		if !ok {
+			return nil, errUnknownKey
+		}
+		if string(t.Method) != j.Algorithm {
+			return nil, fmt.Errorf("token algorithm %q does not match key %s (%s)", t.Method, kid, j.Algorithm)
+		}
+		return j.Key, nil
+	})
+}
+
+func (s *signer) Validate(ctx context.Context, token string) (string, error) {
+	if _, err := s.Decode(ctx, token); err != nil {
+		return "", err
+	}
+	return s.GetSignature(ctx, token)
+}
+
+func (s *signer) Hash(ctx context.Context, in []byte) ([]byte, error) {
+	return (&jwt.DefaultSigner{}).Hash(ctx, in)
+}
+
+func (s *signer) GetSignature(_ context.Context, token string) (string, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", errors.New("header, body and signature must all be set")
+	}
+	return parts[2], nil
+}
+
+func (s *signer) GetSigningMethodLength(context.Context) int { return jwt.SHA256HashSize }

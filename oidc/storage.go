@@ -1,0 +1,243 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	fstorage "github.com/ory/fosite/storage"
+
+	"github.com/onecommons/commonsid/store"
+)
+
+// fositeStore adapts Store to fosite's storage interfaces.
+type fositeStore struct {
+	st  Store
+	now func() time.Time
+}
+
+var (
+	_ fosite.Storage                     = (*fositeStore)(nil)
+	_ oauth2.CoreStorage                 = (*fositeStore)(nil)
+	_ oauth2.TokenRevocationStorage      = (*fositeStore)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage            = (*fositeStore)(nil)
+	_ fstorage.Transactional             = (*fositeStore)(nil)
+)
+
+// sigHash is how a token signature is stored.
+func sigHash(sig string) string {
+	sum := sha256.Sum256([]byte(sig))
+	return hex.EncodeToString(sum[:])
+}
+
+// storedRequest is the serialized form of a fosite request.
+type storedRequest struct {
+	ID              string          `json:"id"`
+	RequestedAt     time.Time       `json:"requested_at"`
+	ClientID        string          `json:"client_id"`
+	Scopes          []string        `json:"scopes"`
+	GrantedScopes   []string        `json:"granted_scopes"`
+	Audience        []string        `json:"audience,omitempty"`
+	GrantedAudience []string        `json:"granted_audience,omitempty"`
+	Form            string          `json:"form"`
+	Session         json.RawMessage `json:"session"`
+}
+
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	sc, err := s.st.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return clientFromStored(sc)
+}
+
+func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error {
+	// The check and the record happen together in SetClientAssertionJWT.
+	return nil
+}
+
+func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.st.UseClientAssertionJTI(ctx, sigHash(jti), exp, s.now())
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return fosite.ErrJTIKnown.WithHint("Claim 'jti' from 'client_assertion' MUST only be used once.")
+	}
+	return err
+}
+
+func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r fosite.Requester, tokenType fosite.TokenType) error {
+	sess, err := json.Marshal(r.GetSession())
+	if err != nil {
+		return fmt.Errorf("serialize session: %w", err)
+	}
+	sr := storedRequest{
+		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
+		Scopes: r.GetRequestedScopes(), GrantedScopes: r.GetGrantedScopes(),
+		Audience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
+		Form: r.GetRequestForm().Encode(), Session: sess,
+	}
+	raw, err := json.Marshal(sr)
+	if err != nil {
+		return err
+	}
+	subject := ""
+	expires := s.now().Add(24 * time.Hour)
+	if ss, ok := r.GetSession().(*Session); ok {
+		subject = ss.AccountDID
+		if e := ss.GetExpiresAt(tokenType); !e.IsZero() {
+			expires = e
+		}
+	}
+	if accessSig != "" {
+		accessSig = sigHash(accessSig)
+	}
+	return s.st.CreateOAuthRequest(ctx, &OAuthRequest{
+		Kind: kind, SignatureHash: sigHash(sig), RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
+		Subject: subject, Active: true, RequestedAt: r.GetRequestedAt(), ExpiresAt: expires,
+		AccessSignatureHash: accessSig, Request: raw,
+	})
+}
+
+// get loads an artefact into session; it returns the request even when the
+// artefact is inactive, together with inactiveErr.
+func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
+	row, err := s.st.GetOAuthRequest(ctx, kind, sigHash(sig))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fosite.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	var sr storedRequest
+	if err := json.Unmarshal(row.Request, &sr); err != nil {
+		return nil, fmt.Errorf("stored %s: %w", kind, err)
+	}
+	if session == nil {
+		session = newSession()
+	}
+	if err := json.Unmarshal(sr.Session, session); err != nil {
+		return nil, fmt.Errorf("stored %s session: %w", kind, err)
+	}
+	client, err := s.GetClient(ctx, sr.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	form, _ := url.ParseQuery(sr.Form)
+	req := &fosite.Request{
+		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
+		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
+		RequestedAudience: sr.Audience, GrantedAudience: sr.GrantedAudience,
+		Form: form, Session: session,
+	}
+	if !row.Active {
+		return req, inactiveErr
+	}
+	return req, nil
+}
+
+func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.create(ctx, KindCode, code, "", r, fosite.AuthorizeCode)
+}
+
+func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, KindCode, code, session, fosite.ErrInvalidatedAuthorizeCode)
+}
+
+func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
+	return s.st.DeactivateOAuthRequest(ctx, KindCode, sigHash(code))
+}
+
+func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.create(ctx, KindAccess, sig, "", r, fosite.AccessToken)
+}
+
+func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, KindAccess, sig, session, fosite.ErrInactiveToken)
+}
+
+func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
+	return notFound(s.st.DeleteOAuthRequest(ctx, KindAccess, sigHash(sig)))
+}
+
+func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, r fosite.Requester) error {
+	return s.create(ctx, KindRefresh, sig, accessSig, r, fosite.RefreshToken)
+}
+
+func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, KindRefresh, sig, session, fosite.ErrInactiveToken)
+}
+
+func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	return notFound(s.st.DeleteOAuthRequest(ctx, KindRefresh, sigHash(sig)))
+}
+
+// RotateRefreshToken retires the used refresh token (kept inactive so that a
+// reuse is recognised) and the access tokens issued with the grant so far.
+func (s *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
+	if err := s.st.DeactivateOAuthRequest(ctx, KindRefresh, sigHash(sig)); err != nil {
+		return notFound(err)
+	}
+	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID)
+}
+
+// RevokeRefreshToken revokes every refresh token of a grant.
+func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindRefresh, requestID)
+}
+
+// RevokeAccessToken revokes every access token of a grant.
+func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID)
+}
+
+func (s *fositeStore) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.create(ctx, KindOIDC, code, "", r, fosite.AuthorizeCode)
+}
+
+func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	req, err := s.get(ctx, KindOIDC, code, r.GetSession(), fosite.ErrNotFound)
+	if errors.Is(err, fosite.ErrNotFound) {
+		return nil, openid.ErrNoSessionFound
+	}
+	return req, err
+}
+
+func (s *fositeStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return notFound(s.st.DeleteOAuthRequest(ctx, KindOIDC, sigHash(code)))
+}
+
+func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.create(ctx, KindPKCE, sig, "", r, fosite.AuthorizeCode)
+}
+
+func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, KindPKCE, sig, session, fosite.ErrNotFound)
+}
+
+func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
+	return notFound(s.st.DeleteOAuthRequest(ctx, KindPKCE, sigHash(sig)))
+}
+
+func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) { return s.st.BeginTx(ctx) }
+func (s *fositeStore) Commit(ctx context.Context) error                     { return s.st.Commit(ctx) }
+func (s *fositeStore) Rollback(ctx context.Context) error                   { return s.st.Rollback(ctx) }
+
+// notFound maps store.ErrNotFound to fosite's.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fosite.ErrNotFound
+	}
+	return err
+}

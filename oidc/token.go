@@ -1,0 +1,133 @@
+package oidc
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/store"
+)
+
+// token is the token endpoint.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	session := newSession()
+	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
+	if err != nil {
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		client := ar.GetClient().(*Client)
+		for _, s := range ar.GetRequestedScopes() {
+			if slices.Contains(SupportedScopes, s) {
+				p.oauth.WriteAccessError(ctx, w, ar, fosite.ErrInvalidScope.WithHintf("Scope %q stands for a person and cannot be granted to a client acting for itself.", s))
+				return
+			}
+			ar.GrantScope(s)
+		}
+		session.ClientID = client.ClientID
+		session.Alg = client.SigningAlg()
+		session.Subject = client.ClientID
+	}
+	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+func bearerToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+		return r.PostFormValue("access_token")
+	}
+	return ""
+}
+
+func bearerError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="`+code+`", error_description="`+desc+`"`)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// userinfo returns the claims the person released to the service, through
+// the release function.
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tok := bearerToken(r)
+	if tok == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.Issuer+`"`)
+		bearerError(w, http.StatusUnauthorized, "invalid_request", "An access token is required.")
+		return
+	}
+	session := newSession()
+	_, ar, err := p.oauth.IntrospectToken(ctx, tok, fosite.AccessToken, session)
+	if err != nil {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is expired, revoked or malformed.")
+		return
+	}
+	if !ar.GetGrantedScopes().Has("openid") || session.AccountDID == "" {
+		bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
+		return
+	}
+	acct, err := p.Accounts.Store.GetAccount(ctx, session.AccountDID)
+	if err != nil || acct.Status != identity.StatusActive {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "The account behind this token cannot be used.")
+		return
+	}
+	consent, err := p.Privacy.GetConsent(ctx, acct.DID, session.ClientID)
+	if errors.Is(err, store.ErrNotFound) {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "The consent behind this token was revoked.")
+		return
+	}
+	if err != nil {
+		p.Log.ErrorContext(ctx, "userinfo", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	settings, err := p.settings(ctx, acct.DID)
+	if err != nil {
+		p.Log.ErrorContext(ctx, "userinfo", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	cr, _ := privacy.ParseClaimsRequest(session.ClaimsParam)
+	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: ar.GetGrantedScopes(), Consent: consent,
+		Settings: settings, Claims: cr, Target: privacy.TargetUserInfo})
+	out := claimValues(acct, released)
+	out["sub"] = session.GetSubject()
+	p.activity(ctx, r, acct.DID, privacy.ActivityRelease, session.ClientID, map[string]any{
+		"via": "userinfo", "scopes": []string(ar.GetGrantedScopes()), "claims": released,
+	})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
+	err := p.oauth.NewRevocationRequest(r.Context(), r)
+	p.oauth.WriteRevocationResponse(r.Context(), w, err)
+}
+
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, newSession())
+	if err != nil {
+		p.oauth.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+}

@@ -1,0 +1,231 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onecommons/commonsid/oidc"
+	"github.com/onecommons/commonsid/store"
+)
+
+var _ oidc.Store = (*DB)(nil)
+
+const clientCols = `client_id, secret_hash, registration_token_hash, metadata, created_at, updated_at`
+
+func scanClient(s scanner) (*oidc.StoredClient, error) {
+	var (
+		c                oidc.StoredClient
+		meta             string
+		created, updated int64
+	)
+	if err := s.Scan(&c.ClientID, &c.SecretHash, &c.RegistrationTokenHash, &meta, &created, &updated); err != nil {
+		return nil, mapErr(err)
+	}
+	c.Metadata = []byte(meta)
+	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &c, nil
+}
+
+// GetClient returns a client.
+func (d *DB) GetClient(ctx context.Context, id string) (*oidc.StoredClient, error) {
+	c, err := scanClient(d.q(ctx).QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE client_id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("client %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// CreateClient stores a new client.
+func (d *DB) CreateClient(ctx context.Context, c *oidc.StoredClient) error {
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		c.ClientID, c.SecretHash, c.RegistrationTokenHash, string(c.Metadata), toMicros(c.CreatedAt), toMicros(c.UpdatedAt))
+	if _, ok := uniqueViolation(err); ok {
+		return &store.DuplicateError{Entity: "client", Field: "client_id"}
+	}
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	return nil
+}
+
+// UpdateClient replaces a client's metadata and hashes.
+func (d *DB) UpdateClient(ctx context.Context, c *oidc.StoredClient) error {
+	res, err := d.q(ctx).ExecContext(ctx, `UPDATE clients SET secret_hash = $2, registration_token_hash = $3, metadata = $4, updated_at = $5
+		WHERE client_id = $1`, c.ClientID, c.SecretHash, c.RegistrationTokenHash, string(c.Metadata), toMicros(c.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("update client: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("client %s: %w", c.ClientID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteClient removes a client and every token issued to it.
+func (d *DB) DeleteClient(ctx context.Context, id string) error {
+	return d.InTx(ctx, func(ctx context.Context) error {
+		res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM clients WHERE client_id = $1`, id)
+		if err != nil {
+			return fmt.Errorf("delete client: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("client %s: %w", id, store.ErrNotFound)
+		}
+		if _, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE client_id = $1`, id); err != nil {
+			return fmt.Errorf("delete tokens of client: %w", err)
+		}
+		return nil
+	})
+}
+
+// ListClients returns every client.
+func (d *DB) ListClients(ctx context.Context) ([]*oidc.StoredClient, error) {
+	rows, err := d.q(ctx).QueryContext(ctx, `SELECT `+clientCols+` FROM clients ORDER BY created_at, client_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []*oidc.StoredClient
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+const oauthCols = `kind, signature_hash, request_id, client_id, subject, active, requested_at, expires_at, access_signature_hash, request`
+
+// CreateOAuthRequest stores a token, code or session.
+func (d *DB) CreateOAuthRequest(ctx context.Context, r *oidc.OAuthRequest) error {
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO oauth_requests (`+oauthCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.Kind, r.SignatureHash, r.RequestID, r.ClientID, r.Subject, r.Active, toMicros(r.RequestedAt), toMicros(r.ExpiresAt),
+		r.AccessSignatureHash, string(r.Request))
+	if _, ok := uniqueViolation(err); ok {
+		return &store.DuplicateError{Entity: r.Kind, Field: "signature"}
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: %w", r.Kind, err)
+	}
+	return nil
+}
+
+// GetOAuthRequest returns a stored artefact, active or not.
+func (d *DB) GetOAuthRequest(ctx context.Context, kind, sig string) (*oidc.OAuthRequest, error) {
+	var (
+		r           oidc.OAuthRequest
+		req         string
+		at, expires int64
+	)
+	err := d.q(ctx).QueryRowContext(ctx, `SELECT `+oauthCols+` FROM oauth_requests WHERE kind = $1 AND signature_hash = $2`, kind, sig).
+		Scan(&r.Kind, &r.SignatureHash, &r.RequestID, &r.ClientID, &r.Subject, &r.Active, &at, &expires, &r.AccessSignatureHash, &req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, mapErr(err))
+	}
+	r.RequestedAt, r.ExpiresAt, r.Request = fromMicros(at), fromMicros(expires), []byte(req)
+	return &r, nil
+}
+
+// DeleteOAuthRequest removes one artefact.
+func (d *DB) DeleteOAuthRequest(ctx context.Context, kind, sig string) error {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND signature_hash = $2`, kind, sig)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", kind, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", kind, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeactivateOAuthRequest marks one active artefact used.
+func (d *DB) DeactivateOAuthRequest(ctx context.Context, kind, sig string) error {
+	res, err := d.q(ctx).ExecContext(ctx, `UPDATE oauth_requests SET active = $3 WHERE kind = $1 AND signature_hash = $2 AND active = $4`, kind, sig, false, true)
+	if err != nil {
+		return fmt.Errorf("deactivate %s: %w", kind, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("active %s: %w", kind, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteOAuthRequestsByRequestID deletes what one grant issued, of a kind.
+func (d *DB) DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error {
+	_, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND request_id = $2`, kind, requestID)
+	if err != nil {
+		return fmt.Errorf("delete %s of grant: %w", kind, err)
+	}
+	return nil
+}
+
+// DeactivateOAuthRequestsByRequestID deactivates what one grant issued.
+func (d *DB) DeactivateOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error {
+	_, err := d.q(ctx).ExecContext(ctx, `UPDATE oauth_requests SET active = $3 WHERE kind = $1 AND request_id = $2`, kind, requestID, false)
+	if err != nil {
+		return fmt.Errorf("deactivate %s of grant: %w", kind, err)
+	}
+	return nil
+}
+
+// DeleteGrantsOf deletes every token a service holds for an account.
+func (d *DB) DeleteGrantsOf(ctx context.Context, subject, clientID string) (int, error) {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE subject = $1 AND client_id = $2`, subject, clientID)
+	if err != nil {
+		return 0, fmt.Errorf("delete grants: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// UseClientAssertionJTI records a client assertion's jti once.
+func (d *DB) UseClientAssertionJTI(ctx context.Context, jtiHash string, expiresAt, now time.Time) error {
+	return d.InTx(ctx, func(ctx context.Context) error {
+		if _, err := d.q(ctx).ExecContext(ctx, `DELETE FROM client_assertion_jtis WHERE expires_at < $1`, toMicros(now)); err != nil {
+			return err
+		}
+		_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO client_assertion_jtis (jti_hash, expires_at) VALUES ($1, $2)`, jtiHash, toMicros(expiresAt))
+		if _, ok := uniqueViolation(err); ok {
+			return &store.DuplicateError{Entity: "client assertion", Field: "jti"}
+		}
+		return err
+	})
+}
+
+// CreateChallenge stores a pending authorization request.
+func (d *DB) CreateChallenge(ctx context.Context, c *oidc.Challenge) error {
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO auth_challenges (id_hash, client_id, form, not_before, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, c.IDHash, c.ClientID, c.Form, toMicros(c.NotBefore), toMicros(c.CreatedAt), toMicros(c.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("create challenge: %w", err)
+	}
+	return nil
+}
+
+// GetChallenge returns a pending authorization request.
+func (d *DB) GetChallenge(ctx context.Context, idHash string) (*oidc.Challenge, error) {
+	var (
+		c                    oidc.Challenge
+		nb, created, expires int64
+	)
+	err := d.q(ctx).QueryRowContext(ctx, `SELECT id_hash, client_id, form, not_before, created_at, expires_at FROM auth_challenges WHERE id_hash = $1`, idHash).
+		Scan(&c.IDHash, &c.ClientID, &c.Form, &nb, &created, &expires)
+	if err != nil {
+		return nil, fmt.Errorf("challenge: %w", mapErr(err))
+	}
+	c.NotBefore, c.CreatedAt, c.ExpiresAt = fromMicros(nb), fromMicros(created), fromMicros(expires)
+	return &c, nil
+}
+
+// DeleteChallenge removes a pending authorization request.
+func (d *DB) DeleteChallenge(ctx context.Context, idHash string) error {
+	_, err := d.q(ctx).ExecContext(ctx, `DELETE FROM auth_challenges WHERE id_hash = $1`, idHash)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("delete challenge: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/store"
+)
+
+var _ privacy.Store = (*DB)(nil)
+
+func splitWords(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+const consentCols = `account_did, client_id, scopes, claims, subject_sector, granted_at, updated_at, expires_at, last_used_at`
+
+func scanConsent(s scanner) (*privacy.Consent, error) {
+	var (
+		c                privacy.Consent
+		scopes, claims   string
+		granted, updated int64
+		expires, used    sql.NullInt64
+	)
+	if err := s.Scan(&c.AccountDID, &c.ClientID, &scopes, &claims, &c.SubjectSector, &granted, &updated, &expires, &used); err != nil {
+		return nil, mapErr(err)
+	}
+	c.Scopes, c.Claims = splitWords(scopes), splitWords(claims)
+	c.GrantedAt, c.UpdatedAt, c.ExpiresAt, c.LastUsedAt = fromMicros(granted), fromMicros(updated), fromMicrosPtr(expires), fromMicrosPtr(used)
+	return &c, nil
+}
+
+// GetConsent returns a person's consent to a service.
+func (d *DB) GetConsent(ctx context.Context, did, clientID string) (*privacy.Consent, error) {
+	c, err := scanConsent(d.q(ctx).QueryRowContext(ctx, `SELECT `+consentCols+` FROM consents WHERE account_did = $1 AND client_id = $2`, did, clientID))
+	if err != nil {
+		return nil, fmt.Errorf("consent: %w", err)
+	}
+	return c, nil
+}
+
+// PutConsent creates or replaces a consent.
+func (d *DB) PutConsent(ctx context.Context, c *privacy.Consent) error {
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (account_did, client_id) DO UPDATE SET scopes = EXCLUDED.scopes, claims = EXCLUDED.claims,
+		subject_sector = EXCLUDED.subject_sector, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
+		c.AccountDID, c.ClientID, strings.Join(c.Scopes, " "), strings.Join(c.Claims, " "), c.SubjectSector,
+		toMicros(c.GrantedAt), toMicros(c.UpdatedAt), toMicrosPtr(c.ExpiresAt), toMicrosPtr(c.LastUsedAt))
+	if err != nil {
+		return fmt.Errorf("put consent: %w", err)
+	}
+	return nil
+}
+
+// DeleteConsent removes a consent.
+func (d *DB) DeleteConsent(ctx context.Context, did, clientID string) error {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM consents WHERE account_did = $1 AND client_id = $2`, did, clientID)
+	if err != nil {
+		return fmt.Errorf("delete consent: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// TouchConsent records the last use of a consent.
+func (d *DB) TouchConsent(ctx context.Context, did, clientID string, at time.Time) error {
+	_, err := d.q(ctx).ExecContext(ctx, `UPDATE consents SET last_used_at = $3 WHERE account_did = $1 AND client_id = $2`, did, clientID, toMicros(at))
+	return err
+}
+
+// ListConsents returns a person's consents.
+func (d *DB) ListConsents(ctx context.Context, did string) ([]*privacy.Consent, error) {
+	rows, err := d.q(ctx).QueryContext(ctx, `SELECT `+consentCols+` FROM consents WHERE account_did = $1 ORDER BY granted_at`, did)
+	if err != nil {
+		return nil, fmt.Errorf("list consents: %w", err)
+	}
+	defer rows.Close()
+	var out []*privacy.Consent
+	for rows.Next() {
+		c, err := scanConsent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// AppendActivity adds an entry to the activity log.
+func (d *DB) AppendActivity(ctx context.Context, a *privacy.Activity) error {
+	detail := []byte("{}")
+	if len(a.Detail) > 0 {
+		var err error
+		if detail, err = json.Marshal(a.Detail); err != nil {
+			return fmt.Errorf("activity detail: %w", err)
+		}
+	}
+	err := d.q(ctx).QueryRowContext(ctx, `INSERT INTO activity (account_did, at, kind, client_id, detail, ip, user_agent)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		a.AccountDID, toMicros(a.At), a.Kind, a.ClientID, string(detail), a.IP, a.UserAgent).Scan(&a.ID)
+	if err != nil {
+		return fmt.Errorf("append activity: %w", err)
+	}
+	return nil
+}
+
+// ListActivity returns entries newest first.
+func (d *DB) ListActivity(ctx context.Context, did string, beforeID int64, limit int) ([]*privacy.Activity, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	if beforeID <= 0 {
+		beforeID = 1<<63 - 1
+	}
+	rows, err := d.q(ctx).QueryContext(ctx, `SELECT id, account_did, at, kind, client_id, detail, ip, user_agent FROM activity
+		WHERE account_did = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, did, beforeID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list activity: %w", err)
+	}
+	defer rows.Close()
+	var out []*privacy.Activity
+	for rows.Next() {
+		var (
+			a      privacy.Activity
+			at     int64
+			detail string
+		)
+		if err := rows.Scan(&a.ID, &a.AccountDID, &at, &a.Kind, &a.ClientID, &detail, &a.IP, &a.UserAgent); err != nil {
+			return nil, err
+		}
+		a.At = fromMicros(at)
+		if err := json.Unmarshal([]byte(detail), &a.Detail); err != nil {
+			return nil, fmt.Errorf("activity %d detail: %w", a.ID, err)
+		}
+		out = append(out, &a)
+	}
+	return out, rows.Err()
+}
+
+// GetSettings returns a person's privacy settings.
+func (d *DB) GetSettings(ctx context.Context, did string) (*privacy.Settings, error) {
+	var raw string
+	if err := d.q(ctx).QueryRowContext(ctx, `SELECT settings FROM privacy_settings WHERE account_did = $1`, did).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("privacy settings: %w", mapErr(err))
+	}
+	var s privacy.Settings
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return nil, fmt.Errorf("privacy settings: %w", err)
+	}
+	return &s, nil
+}
+
+// PutSettings stores a person's privacy settings.
+func (d *DB) PutSettings(ctx context.Context, did string, s *privacy.Settings, at time.Time) error {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = d.q(ctx).ExecContext(ctx, `INSERT INTO privacy_settings (account_did, version, settings, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (account_did) DO UPDATE SET version = EXCLUDED.version, settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at`,
+		did, s.Version, string(raw), toMicros(at))
+	if err != nil {
+		return fmt.Errorf("put privacy settings: %w", err)
+	}
+	return nil
+}
