@@ -29,6 +29,10 @@ go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 step "PostgreSQL"
 ensure_postgres
 
+step "Chromium (browser tests)"
+. scripts/chromium.sh
+ensure_chromium
+
 step "fuzz (short runs on the committed seed corpora)"
 for target in FuzzResolve FuzzVerify FuzzWebDocument; do
   go test -run '^$' -fuzz "^$target\$" -fuzztime 5s ./did

@@ -48,6 +48,7 @@ func commands() []command {
 		{"user", "manage accounts (create, list, show, disable, enable, delete)", runUser},
 		{"keys", "manage the cloud's signing keys (list, rotate, retire)", runKeys},
 		{"client", "manage services (create, list, show, delete)", runClient},
+		{"bench", "drive load against a running server and report req/s, p50, p99 and RSS", runBench},
 		{"version", "print the version", func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintln(c.stdout, "commonsid", version)
 			return nil
