@@ -121,6 +121,10 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		p.authorizeError(w, r, ar, fosite.ErrInvalidScope.WithHint("The openid scope is required."))
 		return
 	}
+	if err := checkPKCE(ar, client); err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
 	if _, err := privacy.ParseClaimsRequest(ar.GetRequestForm().Get("claims")); err != nil {
 		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint(err.Error()))
 		return
@@ -151,7 +155,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 			}
 		}
 	}
-	fresh := sess != nil && !sess.AuthTime.Truncate(time.Second).Before(notBefore.Truncate(time.Second))
+	fresh := sess != nil && !sess.AuthTime.Before(notBefore)
 	if !fresh {
 		if slices.Contains(pr, "none") {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
@@ -224,6 +228,22 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		"scopes": []string(ar.GetGrantedScopes()), "id_token_claims": session.releasedIDToken,
 	})
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// checkPKCE refuses, before any page is shown, what fosite would refuse only
+// when issuing the code: a public client without PKCE, or any method but S256.
+func checkPKCE(ar fosite.AuthorizeRequester, c *Client) error {
+	f := ar.GetRequestForm()
+	challenge, method := f.Get("code_challenge"), f.Get("code_challenge_method")
+	switch {
+	case challenge == "" && c.IsPublic():
+		return fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE (code_challenge with code_challenge_method S256).")
+	case challenge == "" && method != "":
+		return fosite.ErrInvalidRequest.WithHint("code_challenge_method given without code_challenge.")
+	case challenge != "" && method != "S256":
+		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported.")
+	}
+	return nil
 }
 
 // authorizeSession builds the session stored with the code: subject, ID
