@@ -144,3 +144,21 @@ func BenchmarkHashPassword(b *testing.B) {
 		identity.HashPassword("correct horse", identity.DefaultArgon2)
 	}
 }
+
+// BenchmarkAuthenticate compares a failed login on a known handle with one on
+// an unknown handle: the times should match (the unknown one hashes against
+// a dummy hash), so timing does not reveal which handles exist.
+func BenchmarkAuthenticate(b *testing.B) {
+	s := newService(b)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, identity.CreateParams{Handle: "alice", Password: "correct horse"}); err != nil {
+		b.Fatal(err)
+	}
+	for _, user := range []string{"alice", "nobody"} {
+		b.Run(user, func(b *testing.B) {
+			for b.Loop() {
+				s.Authenticate(ctx, user, "wrong password")
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/privacy"
 )
@@ -51,6 +52,8 @@ type Config struct {
 	SessionCookie string
 	// HTTPClient fetches sector_identifier_uri and jwks_uri documents.
 	HTTPClient *http.Client
+	// Limits rate-limits the token and registration endpoints.
+	Limits *limits.Limits
 }
 
 // Provider is the OpenID provider.
@@ -163,12 +166,12 @@ func (p *Provider) Mount(r chi.Router) {
 		r.Get("/logout", p.logout)
 		r.With(crossOrigin).Post("/logout", p.logout)
 	})
-	r.Post("/token", p.token)
+	r.With(p.Limits.PerIP(6000, time.Minute, true)).Post("/token", p.token)
 	r.Get("/userinfo", p.userinfo)
 	r.Post("/userinfo", p.userinfo)
 	r.Post("/revoke", p.revoke)
 	r.Post("/introspect", p.introspect)
-	r.Post("/register", p.register)
+	r.With(p.Limits.PerIP(20, time.Hour, true)).Post("/register", p.register)
 	r.Get("/register/{client_id}", p.registrationRead)
 	r.Put("/register/{client_id}", p.registrationUpdate)
 	r.Delete("/register/{client_id}", p.registrationDelete)

@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -73,6 +74,7 @@ type Handler struct {
 	// SecureCookies marks cookies Secure (the issuer is https).
 	SecureCookies bool
 	Now           func() time.Time
+	Limits        *limits.Limits
 }
 
 // Mount adds the routes to r.
@@ -81,9 +83,10 @@ func (h *Handler) Mount(r chi.Router) {
 		r.Use(SecurityHeaders)
 		r.Method(http.MethodGet, "/", h.wrap(h.home))
 		r.Method(http.MethodGet, "/signup", h.wrap(h.signupForm))
-		r.With(crossOrigin).Method(http.MethodPost, "/signup", h.wrap(h.signup))
+		r.With(crossOrigin, h.Limits.PerIP(20, time.Hour, false)).Method(http.MethodPost, "/signup", h.wrap(h.signup))
 		r.Method(http.MethodGet, "/login", h.wrap(h.loginForm))
-		r.With(crossOrigin).Method(http.MethodPost, "/login", h.wrap(h.login))
+		r.With(crossOrigin, h.Limits.PerIP(30, time.Minute, false), h.Limits.PerFormField("username", 10, 5*time.Minute)).
+			Method(http.MethodPost, "/login", h.wrap(h.login))
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})

@@ -40,11 +40,11 @@ func (e env) must(t *testing.T, stdin string, args ...string) string {
 }
 
 func sqliteEnv(t *testing.T) env {
-	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_LOG_LEVEL": "warn"}
+	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off"}
 }
 
 func postgresEnv(t *testing.T) env {
-	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_DB": testpg.DSN(t), "COMMONSID_LOG_LEVEL": "warn"}
+	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_DB": testpg.DSN(t), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off"}
 }
 
 func lastLine(s string) string {

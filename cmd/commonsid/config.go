@@ -8,10 +8,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/store/sqlstore"
 )
 
@@ -33,6 +35,7 @@ type Config struct {
 	CodeTTL           time.Duration
 	AccessTTL         time.Duration
 	RefreshTTL        time.Duration
+	RateLimit         string // on, off, or a scale factor
 }
 
 // Defaults.
@@ -67,6 +70,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&c.Registration, "registration", envOr(env, "COMMONSID_REGISTRATION", "open"), "dynamic client registration: open, token (COMMONSID_REGISTRATION_TOKEN required) or closed")
 	c.RegistrationToken = env("COMMONSID_REGISTRATION_TOKEN")
+	fs.StringVar(&c.RateLimit, "rate-limit", envOr(env, "COMMONSID_RATE_LIMIT", "on"), "rate limits on login, sign-up, token and registration: on, off, or a factor such as 2.5")
 	fs.DurationVar(&c.CodeTTL, "code-ttl", envDuration(env, "COMMONSID_CODE_TTL", 60*time.Second), "authorization code lifetime")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", envDuration(env, "COMMONSID_ACCESS_TTL", 15*time.Minute), "access token lifetime")
 	fs.DurationVar(&c.RefreshTTL, "refresh-ttl", envDuration(env, "COMMONSID_REFRESH_TTL", 30*24*time.Hour), "refresh token lifetime")
@@ -118,6 +122,9 @@ func (c *Config) Validate(serving bool) error {
 			if d <= 0 {
 				errs = append(errs, fmt.Errorf("%s must be positive", name))
 			}
+		}
+		if _, err := c.Limits(); err != nil {
+			errs = append(errs, err)
 		}
 		if c.CodeTTL > 10*time.Minute {
 			errs = append(errs, errors.New("--code-ttl must be at most 10m (RFC 6749 §4.1.2)"))
@@ -203,4 +210,19 @@ func redact(dsn string) string {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// Limits returns the rate limits the configuration asks for.
+func (c *Config) Limits() (*limits.Limits, error) {
+	switch c.RateLimit {
+	case "", "on":
+		return &limits.Limits{Scale: 1}, nil
+	case "off":
+		return &limits.Limits{}, nil
+	}
+	f, err := strconv.ParseFloat(c.RateLimit, 64)
+	if err != nil || f <= 0 {
+		return nil, fmt.Errorf("--rate-limit %q: use on, off or a positive factor", c.RateLimit)
+	}
+	return &limits.Limits{Scale: f}, nil
 }

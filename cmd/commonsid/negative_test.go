@@ -418,3 +418,78 @@ func startHTTP(t *testing.T, h http.Handler) string {
 func netListen(addr string) (netListener, error) { return net.Listen("tcp", addr) }
 
 type netListener = net.Listener
+
+// TestRateLimits: login, sign-up and registration answer 429 with
+// Retry-After past their limits (scaled down here to keep the test short).
+func TestRateLimits(t *testing.T) {
+	e := sqliteEnv(t)
+	e["COMMONSID_RATE_LIMIT"] = "0.1" // login: 1 try per account per 5 min, 3 per IP per minute; sign-up and registration: 2 per IP per hour
+	l := startLive(t, e)
+	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
+	login := func(user string) *http.Response {
+		resp, err := http.PostForm(l.base+"/login", url.Values{"username": {user}, "password": {"wrong password"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := login("alice"); r.StatusCode != 401 {
+		t.Fatalf("first failed login: %d", r.StatusCode)
+	}
+	r := login("ALICE")
+	if r.StatusCode != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("second try on the same account: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	for _, u := range []string{"bob", "carol"} {
+		login(u)
+	}
+	if r := login("dave"); r.StatusCode != 429 {
+		t.Fatalf("fourth login from one IP in a minute: %d", r.StatusCode)
+	}
+	for i := range 3 {
+		resp, err := http.PostForm(l.base+"/signup", url.Values{"handle": {"rate" + string(rune('a'+i))}, "password": {"correct horse battery"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: 429, false: 200}[i == 2]; resp.StatusCode != want {
+			t.Fatalf("sign-up %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	for i := range 3 {
+		st, out := 0, map[string]any{}
+		b, _ := json.Marshal(map[string]any{"redirect_uris": []string{"https://r.example/cb"}})
+		resp, err := http.Post(l.base+"/register", "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = resp.StatusCode
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if i == 2 && (st != 429 || resp.Header.Get("Retry-After") == "" || out["error"] == nil) {
+			t.Fatalf("third registration: %d %v", st, out)
+		}
+	}
+}
+
+// TestLoginDoesNotRevealAccounts: an unknown handle and a wrong password get
+// the same answer.
+func TestLoginDoesNotRevealAccounts(t *testing.T) {
+	l := startLive(t, sqliteEnv(t))
+	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
+	answer := func(user string) (int, string) {
+		resp, err := http.PostForm(l.base+"/login", url.Values{"username": {user}, "password": {"not the password"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.ReplaceAll(string(b), user, "USER")
+	}
+	s1, b1 := answer("alice")
+	s2, b2 := answer("nobody")
+	if s1 != 401 || s1 != s2 || b1 != b2 {
+		t.Fatalf("known %d and unknown %d handles answered differently:\n%s\n---\n%s", s1, s2, b1, b2)
+	}
+}

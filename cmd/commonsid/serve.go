@@ -59,13 +59,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	lim, _ := cfg.Limits()
 	sessions := &identity.Sessions{Store: cl.db, Accounts: cl.db, Now: time.Now}
 	pages := &web.Handler{Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Templates: tmpl, Log: log,
-		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now}
+		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now, Limits: lim}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
-		SessionCookie: web.SessionCookie,
+		SessionCookie: web.SessionCookie, Limits: lim,
 	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log})
 	if err != nil {
 		return err
