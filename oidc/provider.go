@@ -248,7 +248,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	ks, err := p.ring.JWKS(r.Context())
+	doc, err := p.ring.JWKSDocument(r.Context())
 	if err != nil {
 		p.Log.ErrorContext(r.Context(), "jwks", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -259,7 +259,7 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	// keys stay published until retired, so cached sets keep verifying.
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
-	json.NewEncoder(w).Encode(map[string]any{"keys": ks})
+	w.Write(doc)
 }
 
 func (p *Provider) now() time.Time { return p.Now().UTC() }

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/json"
 	"crypto"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ type keyring struct {
 	active    map[string]*keys.Signer // by alg
 	published map[string]josev3.JSONWebKey
 	jwks      []josev3.JSONWebKey
+	jwksJSON  []byte // {"keys": jwks}, served as is
 }
 
 func newKeyring(m *keys.Manager) *keyring {
@@ -67,7 +69,11 @@ func (k *keyring) load(ctx context.Context, force bool) error {
 			active[sk.Alg] = s
 		}
 	}
-	k.active, k.published, k.jwks, k.loadedAt = active, published, jwks, now
+	doc, err := json.Marshal(map[string]any{"keys": jwks})
+	if err != nil {
+		return err
+	}
+	k.active, k.published, k.jwks, k.jwksJSON, k.loadedAt = active, published, jwks, doc, now
 	return nil
 }
 
@@ -110,14 +116,14 @@ func (k *keyring) publicKey(ctx context.Context, kid string) (josev3.JSONWebKey,
 	return josev3.JSONWebKey{}, false
 }
 
-// JWKS returns the published public keys.
-func (k *keyring) JWKS(ctx context.Context) ([]josev3.JSONWebKey, error) {
+// JWKSDocument returns the JSON of the published public keys.
+func (k *keyring) JWKSDocument(ctx context.Context) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.load(ctx, false); err != nil {
 		return nil, err
 	}
-	return k.jwks, nil
+	return k.jwksJSON, nil
 }
 
 // algHeader carries the wanted algorithm from the session to the signer; it
