@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os/signal"
@@ -94,6 +95,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	go purgeLoop(ctx, cl, log)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -111,4 +113,24 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// purgeLoop removes expired codes, tokens, challenges and sessions every ten
+// minutes. Several replicas may run it; the deletes are idempotent.
+func purgeLoop(ctx context.Context, cl *cloud, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := cl.db.PurgeExpired(ctx, time.Now())
+			if err != nil {
+				log.Warn("purge expired rows", "err", err)
+			} else if n > 0 {
+				log.Info("purged expired rows", "rows", n)
+			}
+		}
+	}
 }

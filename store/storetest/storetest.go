@@ -18,13 +18,19 @@ import (
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/oidc"
+	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
 
 // Store is everything a full implementation provides.
 type Store interface {
 	identity.Store
+	identity.SessionStore
 	keys.Store
+	privacy.Store
+	oidc.Store
+	PurgeExpired(ctx context.Context, now time.Time) (int64, error)
 	GetMeta(ctx context.Context, key string) ([]byte, error)
 	PutMetaIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 }
@@ -43,6 +49,13 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysEnsureConcurrent", testEnsureConcurrent},
 		{"Meta", testMeta},
+		{"Sessions", testSessions},
+		{"Consents", testConsents},
+		{"ActivityAndSettings", testActivitySettings},
+		{"Clients", testClients},
+		{"OAuthRequests", testOAuthRequests},
+		{"Transactions", testTransactions},
+		{"ChallengesAndPurge", testChallengesPurge},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
