@@ -36,6 +36,7 @@ type Config struct {
 	AccessTTL         time.Duration
 	RefreshTTL        time.Duration
 	RateLimit         string // on, off, or a scale factor
+	Demo              bool   // also run the sample service on the next port
 }
 
 // Defaults.
@@ -70,6 +71,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
 	fs.StringVar(&c.Registration, "registration", envOr(env, "COMMONSID_REGISTRATION", "open"), "dynamic client registration: open, token (COMMONSID_REGISTRATION_TOKEN required) or closed")
 	c.RegistrationToken = env("COMMONSID_REGISTRATION_TOKEN")
+	fs.BoolVar(&c.Demo, "demo", false, "also start a sample service (a real OpenID Connect client) on the next port")
 	fs.StringVar(&c.RateLimit, "rate-limit", envOr(env, "COMMONSID_RATE_LIMIT", "on"), "rate limits on login, sign-up, token and registration: on, off, or a factor such as 2.5")
 	fs.DurationVar(&c.CodeTTL, "code-ttl", envDuration(env, "COMMONSID_CODE_TTL", 60*time.Second), "authorization code lifetime")
 	fs.DurationVar(&c.AccessTTL, "access-ttl", envDuration(env, "COMMONSID_ACCESS_TTL", 15*time.Minute), "access token lifetime")

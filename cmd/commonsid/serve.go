@@ -2,19 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/demo"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/server"
@@ -95,6 +99,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if cfg.Demo {
+		ds, err := startDemo(ctx, cl, cfg, ln.Addr().(*net.TCPAddr), log)
+		if err != nil {
+			hs.Close()
+			return err
+		}
+		defer ds.Close()
+	}
 	go purgeLoop(ctx, cl, log)
 	select {
 	case err := <-errc:
@@ -133,4 +145,65 @@ func purgeLoop(ctx context.Context, cl *cloud, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// startDemo runs the sample service on the port after the provider's,
+// registered as a client (once; its credentials are kept sealed).
+func startDemo(ctx context.Context, cl *cloud, cfg *Config, provider *net.TCPAddr, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(provider.IP.String(), strconv.Itoa(provider.Port+1)))
+	if err != nil {
+		return nil, fmt.Errorf("--demo: listen on the next port: %w", err)
+	}
+	u, _ := url.Parse(cfg.Issuer)
+	base := "http://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	redirect := base + "/callback"
+	creds, err := demoClient(ctx, cl, redirect)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("--demo: register the sample service: %w", err)
+	}
+	app := &demo.App{Issuer: cfg.Issuer, ClientID: creds.ID, ClientSecret: creds.Secret, RedirectURL: redirect, Log: log}
+	srv := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("demo service running: open it and click Log in", "url", base)
+	return srv, nil
+}
+
+type demoCreds struct {
+	ID       string `json:"client_id"`
+	Secret   string `json:"client_secret"`
+	Redirect string `json:"redirect_uri"`
+}
+
+var demoAAD = []byte("commonsid/demo-client")
+
+func demoClient(ctx context.Context, cl *cloud, redirect string) (*demoCreds, error) {
+	if sealed, err := cl.db.GetMeta(ctx, "demo_client"); err == nil {
+		if raw, err := cl.kek.Open(sealed, demoAAD); err == nil {
+			var c demoCreds
+			if json.Unmarshal(raw, &c) == nil && c.Redirect == redirect {
+				if _, err := cl.db.GetClient(ctx, c.ID); err == nil {
+					return &c, nil
+				}
+			}
+		}
+	}
+	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, HTTPClient: http.DefaultClient, Now: time.Now}
+	reg, err := g.Register(ctx, &oidc.RegisterRequest{Metadata: oidc.Metadata{
+		ClientName: "Demo service", RedirectURIs: []string{redirect}, GrantTypes: []string{"authorization_code"},
+		SourceCodeURI: "https://github.com/onecommons/commonsid/tree/main/internal/demo",
+	}})
+	if err != nil {
+		return nil, err
+	}
+	c := &demoCreds{ID: reg.ClientID, Secret: reg.ClientSecret, Redirect: redirect}
+	raw, _ := json.Marshal(c)
+	sealed, err := cl.kek.Seal(raw, demoAAD)
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.db.PutMeta(ctx, "demo_client", sealed); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

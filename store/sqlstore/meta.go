@@ -33,3 +33,13 @@ func (d *DB) PutMetaIfAbsent(ctx context.Context, key string, value []byte) ([]b
 	}
 	return v, nil
 }
+
+// PutMeta stores value under key, replacing any earlier value.
+func (d *DB) PutMeta(ctx context.Context, key string, value []byte) error {
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("meta %s: %w", key, err)
+	}
+	return nil
+}
