@@ -282,6 +282,32 @@ func (p *Provider) authorizeSession(ctx context.Context, acct *identity.Account,
 	return &authSession{Session: s, releasedIDToken: released}, nil
 }
 
+// refreshIDClaims recomputes a stored grant's ID-token claims from the
+// account, consent and settings as they are now. A grant whose account can no
+// longer sign in, or whose consent is gone, issues nothing more.
+func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) error {
+	s, ok := r.GetSession().(*Session)
+	if !ok || s.AccountDID == "" {
+		return nil
+	}
+	acct, err := p.Accounts.Store.GetAccount(ctx, s.AccountDID)
+	if err != nil || acct.Status != identity.StatusActive {
+		return fosite.ErrInvalidGrant.WithHint("The account behind this grant can no longer sign in.")
+	}
+	consent, err := p.Privacy.GetConsent(ctx, acct.DID, s.ClientID)
+	if err != nil {
+		return fosite.ErrInvalidGrant.WithHint("The consent behind this grant was revoked.")
+	}
+	settings, err := p.settings(ctx, acct.DID)
+	if err != nil {
+		return err
+	}
+	cr, _ := privacy.ParseClaimsRequest(s.ClaimsParam)
+	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: r.GetGrantedScopes(), Consent: consent, Settings: settings, Claims: cr, Target: privacy.TargetIDToken})
+	s.Claims.Extra = claimValues(acct, released)
+	return nil
+}
+
 type authSession struct {
 	*Session
 	releasedIDToken []string

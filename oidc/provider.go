@@ -126,7 +126,7 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		RedirectSecureChecker:          fosite.IsRedirectURISecureStrict,
 		HTTPClient:                     nil,
 	}
-	fs := &fositeStore{st: p.Store, now: p.Now}
+	fs := &fositeStore{st: p.Store, now: p.Now, refreshClaims: p.refreshIDClaims}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               &oauth2.DefaultJWTStrategy{Signer: p.signer, HMACSHAStrategy: hmacStrategy, Config: fc},

@@ -23,6 +23,10 @@ import (
 type fositeStore struct {
 	st  Store
 	now func() time.Time
+	// refreshClaims recomputes the ID-token claims of a stored grant from
+	// the person's current consent and settings, so that a change applies
+	// to the next ID token, from a code or a refresh alike.
+	refreshClaims func(ctx context.Context, r fosite.Requester) error
 }
 
 var (
@@ -176,7 +180,13 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, access
 }
 
 func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
-	return s.get(ctx, KindRefresh, sig, session, fosite.ErrInactiveToken)
+	req, err := s.get(ctx, KindRefresh, sig, session, fosite.ErrInactiveToken)
+	if err == nil && s.refreshClaims != nil {
+		if rerr := s.refreshClaims(ctx, req); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return req, err
 }
 
 func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
@@ -210,6 +220,11 @@ func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, 
 	req, err := s.get(ctx, KindOIDC, code, r.GetSession(), fosite.ErrNotFound)
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, openid.ErrNoSessionFound
+	}
+	if err == nil && s.refreshClaims != nil {
+		if rerr := s.refreshClaims(ctx, req); rerr != nil {
+			return nil, rerr
+		}
 	}
 	return req, err
 }

@@ -193,6 +193,20 @@ func TestNegative(t *testing.T) {
 		if _, ok := uc["email"]; ok {
 			t.Fatalf("never-shared email released by UserInfo: %v", uc)
 		}
+		// A refresh issues a new ID token without it too.
+		st, rt := postForm(t, l.base+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, svc.conf.ClientID, svc.conf.ClientSecret)
+		if st != 200 {
+			t.Fatalf("refresh: %d %v", st, rt)
+		}
+		idr, err := svc.provider.Verifier(&oidc.Config{ClientID: svc.conf.ClientID}).Verify(ctx, rt["id_token"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ic = nil
+		idr.Claims(&ic)
+		if _, ok := ic["email"]; ok {
+			t.Fatalf("never-shared email in the refreshed ID token: %v", ic)
+		}
 		v2 := oauth2.GenerateVerifier()
 		p = b.authorize(svc.conf.AuthCodeURL("state-claims2", oauth2.S256ChallengeOption(v2), oauth2.SetAuthURLParam("claims", claimsParam)), "", "", nil)
 		tok2, err := svc.conf.Exchange(ctx, p.url.Query().Get("code"), oauth2.VerifierOption(v2))
