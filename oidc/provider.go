@@ -71,6 +71,7 @@ type Provider struct {
 	oauth     fosite.OAuth2Provider
 	fconfig   *fosite.Config
 	ring      *keyring
+	fstore    *fositeStore
 	signer    *signer
 	discovery []byte
 }
@@ -134,6 +135,7 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		Signer:                     p.signer,
 	}
 	p.fconfig = fc
+	p.fstore = fs
 	p.oauth = compose.Compose(fc, fs, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,

@@ -486,6 +486,7 @@ func (p *Provider) registrationUpdate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 		return
 	}
+	p.fstore.clients.forget(sc.ClientID)
 	out, _ := p.registrationView(sc)
 	writeJSON(w, http.StatusOK, out)
 }
@@ -499,5 +500,6 @@ func (p *Provider) registrationDelete(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 		return
 	}
+	p.fstore.clients.forget(sc.ClientID)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -27,7 +28,40 @@ type fositeStore struct {
 	// the person's current consent and settings, so that a change applies
 	// to the next ID token, from a code or a refresh alike.
 	refreshClaims func(ctx context.Context, r fosite.Requester) error
+
+	clients clientCache
 }
+
+// clientCache keeps clients for a few seconds: every token, introspection
+// and authorization request looks its client up. Changes made through this
+// process invalidate at once; other replicas see them within clientTTL.
+type clientCache struct {
+	m sync.Map // client_id → cachedClient
+}
+
+type cachedClient struct {
+	c  *Client
+	at time.Time
+}
+
+const clientTTL = 5 * time.Second
+
+func (cc *clientCache) get(id string, now time.Time) (*Client, bool) {
+	v, ok := cc.m.Load(id)
+	if !ok {
+		return nil, false
+	}
+	e := v.(cachedClient)
+	if now.Sub(e.at) > clientTTL {
+		cc.m.Delete(id)
+		return nil, false
+	}
+	return e.c, true
+}
+
+func (cc *clientCache) put(c *Client, now time.Time) { cc.m.Store(c.ClientID, cachedClient{c, now}) }
+
+func (cc *clientCache) forget(id string) { cc.m.Delete(id) }
 
 var (
 	_ fosite.Storage                     = (*fositeStore)(nil)
@@ -58,6 +92,10 @@ type storedRequest struct {
 }
 
 func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	now := time.Now()
+	if c, ok := s.clients.get(id, now); ok {
+		return c, nil
+	}
 	sc, err := s.st.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fosite.ErrNotFound
@@ -65,7 +103,12 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 	if err != nil {
 		return nil, err
 	}
-	return clientFromStored(sc)
+	c, err := clientFromStored(sc)
+	if err != nil {
+		return nil, err
+	}
+	s.clients.put(c, now)
+	return c, nil
 }
 
 func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error {
