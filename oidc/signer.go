@@ -2,8 +2,8 @@ package oidc
 
 import (
 	"context"
-	"encoding/json"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"

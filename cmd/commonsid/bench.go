@@ -3,9 +3,76 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/onecommons/commonsid/internal/loadtest"
 )
 
 // runBench is the load driver; see docs/benchmarks.md.
 func runBench(ctx context.Context, c *cli, args []string) error {
-	return errors.New("the bench command is not built yet")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	baseURL := fs.String("url", loadtest.DefaultURL, "base URL of the running server; every request goes there")
+	conc := fs.String("concurrency", "16,64", "comma-separated numbers of concurrent clients, one run per level")
+	duration := fs.Duration("duration", loadtest.DefaultDuration, "measured time per scenario and level")
+	warmup := fs.Duration("warmup", loadtest.DefaultWarmup, "unmeasured warm-up before each measurement")
+	scen := fs.String("scenarios", "all", "comma-separated scenarios: "+strings.Join(loadtest.Scenarios(), ", ")+", or all")
+	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
+	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
+	regToken := fs.String("registration-token", "", "initial access token for client registration (default $COMMONSID_REGISTRATION_TOKEN)")
+	if err := c.parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (run 'commonsid bench -h')", fs.Arg(0))
+	}
+	cfg := loadtest.Config{URL: *baseURL, Duration: *duration, Warmup: *warmup, Timeout: *timeout,
+		RegistrationToken: *regToken, Progress: c.stderr}
+	if cfg.RegistrationToken == "" {
+		cfg.RegistrationToken = c.env("COMMONSID_REGISTRATION_TOKEN")
+	}
+	var errs []error
+	var err error
+	if cfg.Concurrency, err = loadtest.ParseConcurrency(*conc); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Scenarios, err = loadtest.ParseScenarios(*scen); err != nil {
+		errs = append(errs, err)
+	}
+	if *timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout %v: must be positive", *timeout))
+	}
+	if len(errs) == 0 {
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return usagef("%v (run 'commonsid bench -h')", errors.Join(errs...))
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := loadtest.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		err = rep.WriteJSON(c.stdout)
+	} else {
+		err = rep.WriteTable(c.stdout)
+	}
+	switch {
+	case err != nil:
+		return err
+	case rep.Interrupted:
+		return errors.New("interrupted")
+	case rep.Failed() > 0:
+		return fmt.Errorf("%d of %d runs could not be set up (see the table)", rep.Failed(), len(rep.Results))
+	}
+	return nil
 }

@@ -66,7 +66,7 @@ func (l *Limits) PerIP(n int, window time.Duration, jsonErrors bool) func(http.H
 	if l.Off() {
 		return passthrough
 	}
-	return httprate.Limit(l.n(n), window, httprate.WithKeyFuncs(keyByIP), httprate.WithLimitHandler(tooMany(jsonErrors)))
+	return httprate.LimitBy(l.n(n), window, keyByIP, httprate.WithLimitHandler(tooMany(jsonErrors)))
 }
 
 // PerFormField allows n POSTs per window naming the same value of a form
@@ -75,8 +75,8 @@ func (l *Limits) PerFormField(field string, n int, window time.Duration) func(ht
 	if l.Off() {
 		return passthrough
 	}
-	return httprate.Limit(l.n(n), window, httprate.WithKeyFuncs(func(r *http.Request) (string, error) {
+	return httprate.LimitBy(l.n(n), window, func(r *http.Request) (string, error) {
 		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
 		return field + ":" + strings.ToLower(strings.TrimSpace(r.PostFormValue(field))), nil
-	}), httprate.WithLimitHandler(tooMany(false)))
+	}, httprate.WithLimitHandler(tooMany(false)))
 }
