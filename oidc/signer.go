@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto"
 	"encoding/json"
 	"errors"
@@ -136,6 +137,35 @@ const algHeader = "x-commonsid-alg"
 type signer struct {
 	ring   *keyring
 	issuer string
+	// verified remembers tokens whose signature checked out, keyed by the
+	// SHA-256 of the whole token, so that a token presented again (each API
+	// call of a resource server, each introspection) is not verified again.
+	// Revocation is unaffected: the token is still looked up in the store.
+	verified verifiedCache
+}
+
+// verifiedCache is a bounded set of verified tokens.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]*jwt.Token
+}
+
+const verifiedCacheMax = 50000
+
+func (c *verifiedCache) get(k [32]byte) (*jwt.Token, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[k]
+	return t, ok
+}
+
+func (c *verifiedCache) put(k [32]byte, t *jwt.Token) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= verifiedCacheMax {
+		c.m = make(map[[32]byte]*jwt.Token) // simple bound: start over
+	}
+	c.m[k] = t
 }
 
 var _ jwt.Signer = (*signer)(nil)
@@ -177,6 +207,36 @@ func signingKey(k crypto.Signer) any { return k }
 var errUnknownKey = errors.New("token signed by an unknown key")
 
 func (s *signer) Decode(ctx context.Context, token string) (*jwt.Token, error) {
+	key := sha256.Sum256([]byte(token))
+	if t, ok := s.verified.get(key); ok && s.stillPublished(ctx, t) {
+		// The signature is known good; the claims (exp, nbf) are checked
+		// anew, on a copy the caller may change.
+		claims := jwt.MapClaims{}
+		for k, v := range t.Claims {
+			claims[k] = v
+		}
+		cp := &jwt.Token{Header: t.Header, Claims: claims, Method: t.Method}
+		if err := claims.Valid(); err != nil {
+			return cp, err
+		}
+		return cp, nil
+	}
+	t, err := s.decode(ctx, token)
+	if err == nil && t.Valid() {
+		s.verified.put(key, t)
+	}
+	return t, err
+}
+
+// stillPublished reports whether the key of a cached token is still
+// published: a retired key's tokens stop verifying at once.
+func (s *signer) stillPublished(ctx context.Context, t *jwt.Token) bool {
+	kid, _ := t.Header["kid"].(string)
+	_, ok := s.ring.publicKey(ctx, kid)
+	return ok
+}
+
+func (s *signer) decode(ctx context.Context, token string) (*jwt.Token, error) {
 	return jwt.ParseWithClaims(token, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		j, ok := s.ring.publicKey(ctx, kid)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os/signal"
 	"strconv"
@@ -99,6 +100,21 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if a := c.env("COMMONSID_PPROF_ADDR"); a != "" {
+		// Profiling on its own listener, never on the public one.
+		pl, err := net.Listen("tcp", a)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("COMMONSID_PPROF_ADDR: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ps.Serve(pl)
+		defer ps.Close()
+		log.Info("profiling", "addr", pl.Addr().String())
+	}
 	if cfg.Demo {
 		ds, err := startDemo(ctx, cl, cfg, ln.Addr().(*net.TCPAddr), log)
 		if err != nil {

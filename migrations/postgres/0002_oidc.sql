@@ -27,7 +27,7 @@ CREATE TABLE oauth_requests (
     request               TEXT NOT NULL,
     PRIMARY KEY (kind, signature_hash)
 );
-CREATE INDEX oauth_requests_request_id ON oauth_requests (request_id);
+CREATE INDEX oauth_requests_request_id ON oauth_requests (request_id, kind);
 CREATE INDEX oauth_requests_subject_client ON oauth_requests (subject, client_id);
 CREATE INDEX oauth_requests_expires ON oauth_requests (expires_at);
 
