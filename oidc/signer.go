@@ -2,8 +2,8 @@ package oidc
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
