@@ -35,7 +35,7 @@ func scanAccount(s scanner) (*identity.Account, error) {
 
 // CreateAccount inserts a new account.
 func (d *DB) CreateAccount(ctx context.Context, a *identity.Account) error {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`)
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		a.DID, a.Handle, a.Email, a.EmailVerified, a.Name, a.PasswordHash, a.Status, a.HomeIssuer,
 		a.DIDKeySealed, a.PairwiseSecretSealed, toMicros(a.CreatedAt), toMicros(a.UpdatedAt), toMicrosPtr(a.DeletedAt))
@@ -54,7 +54,7 @@ func (d *DB) CreateAccount(ctx context.Context, a *identity.Account) error {
 
 // GetAccount returns the account with this DID.
 func (d *DB) GetAccount(ctx context.Context, did string) (*identity.Account, error) {
-	a, err := scanAccount(d.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE did = $1`, did))
+	a, err := scanAccount(d.q(ctx).QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE did = $1`, did))
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", did, err)
 	}
@@ -63,7 +63,7 @@ func (d *DB) GetAccount(ctx context.Context, did string) (*identity.Account, err
 
 // GetAccountByHandle returns the account with this (canonical) handle.
 func (d *DB) GetAccountByHandle(ctx context.Context, handle string) (*identity.Account, error) {
-	a, err := scanAccount(d.db.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE handle = $1`, handle))
+	a, err := scanAccount(d.q(ctx).QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE handle = $1`, handle))
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %w", handle, err)
 	}
@@ -75,7 +75,7 @@ func (d *DB) ListAccounts(ctx context.Context, after string, limit int) ([]*iden
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE handle > $1 ORDER BY handle LIMIT $2`, after, limit)
+	rows, err := d.q(ctx).QueryContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE handle > $1 ORDER BY handle LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}

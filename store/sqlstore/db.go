@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,8 @@ type DB struct {
 	// pg is the parsed PostgreSQL configuration, for LISTEN/NOTIFY and bulk
 	// work through pgx's native API.
 	pg *pgx.ConnConfig
+	// wmu serialises writes on SQLite (nil on PostgreSQL).
+	wmu *sync.Mutex
 }
 
 // ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.
@@ -131,7 +134,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
 	}
-	d := &DB{db: db, dialect: SQLite, where: "sqlite:" + path}
+	d := &DB{db: db, dialect: SQLite, where: "sqlite:" + path, wmu: &sync.Mutex{}}
 	if err := d.Ping(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open SQLite %s: %w", path, err)
@@ -288,6 +291,18 @@ func (d *DB) MigrationStatus(ctx context.Context) ([]Migration, error) {
 
 type txKey struct{}
 
+// txState is the transaction a context carries, with the release of the
+// SQLite writer lock it holds.
+type txState struct {
+	tx      *sql.Tx
+	release func()
+}
+
+func txOf(ctx context.Context) (*txState, bool) {
+	ts, ok := ctx.Value(txKey{}).(*txState)
+	return ts, ok
+}
+
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -295,43 +310,84 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// q returns the transaction carried by ctx, or the database.
+// q returns the transaction carried by ctx, or the database. On SQLite,
+// statements outside a transaction that write take the writer lock.
 func (d *DB) q(ctx context.Context) querier {
-	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
-		return tx
+	if ts, ok := txOf(ctx); ok {
+		return ts.tx
+	}
+	if d.wmu != nil {
+		return lockedExec{d.db, d.wmu}
 	}
 	return d.db
+}
+
+// lockedExec serialises SQLite writes in this process: one writer at a time
+// in arrival order, instead of SQLite's sleep-and-retry on a busy database,
+// which gives long latency tails under load. (Other processes, such as the
+// CLI, still meet the busy timeout.)
+type lockedExec struct {
+	db *sql.DB
+	mu *sync.Mutex
+}
+
+func (l lockedExec) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.db.ExecContext(ctx, query, args...)
+}
+
+func (l lockedExec) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return l.db.QueryContext(ctx, query, args...)
+}
+
+func (l lockedExec) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return l.db.QueryRowContext(ctx, query, args...)
+}
+
+// lockWriter takes the SQLite writer lock; it returns the release.
+func (d *DB) lockWriter() func() {
+	if d.wmu == nil {
+		return func() {}
+	}
+	d.wmu.Lock()
+	return d.wmu.Unlock
 }
 
 // BeginTx starts a transaction carried by the returned context; every store
 // method called with that context runs inside it.
 func (d *DB) BeginTx(ctx context.Context) (context.Context, error) {
-	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+	if _, ok := txOf(ctx); ok {
 		return ctx, errors.New("transaction already open")
 	}
+	release := d.lockWriter()
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
+		release()
 		return ctx, err
 	}
-	return context.WithValue(ctx, txKey{}, tx), nil
+	var once sync.Once
+	return context.WithValue(ctx, txKey{}, &txState{tx: tx, release: func() { once.Do(release) }}), nil
 }
 
 // Commit commits the transaction carried by ctx.
 func (d *DB) Commit(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	ts, ok := txOf(ctx)
 	if !ok {
 		return errors.New("no transaction to commit")
 	}
-	return tx.Commit()
+	defer ts.release()
+	return ts.tx.Commit()
 }
 
 // Rollback rolls back the transaction carried by ctx.
 func (d *DB) Rollback(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*sql.Tx)
+	ts, ok := txOf(ctx)
 	if !ok {
 		return errors.New("no transaction to roll back")
 	}
-	err := tx.Rollback()
+	defer ts.release()
+	err := ts.tx.Rollback()
 	if errors.Is(err, sql.ErrTxDone) {
 		return nil
 	}
@@ -340,7 +396,7 @@ func (d *DB) Rollback(ctx context.Context) error {
 
 // InTx runs fn inside one transaction (joining one ctx already carries).
 func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+	if _, ok := txOf(ctx); ok {
 		return fn(ctx)
 	}
 	tctx, err := d.BeginTx(ctx)
@@ -357,18 +413,10 @@ func (d *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error
 // tx runs fn in a transaction, committing when it returns nil. Inside a
 // transaction carried by ctx it joins that one.
 func (d *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
-		return fn(tx)
-	}
-	tx, err := d.db.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return mapErr(tx.Commit())
+	return d.InTx(ctx, func(ctx context.Context) error {
+		ts, _ := txOf(ctx)
+		return fn(ts.tx)
+	})
 }
 
 // forUpdate locks selected rows in PostgreSQL; SQLite's write transactions

@@ -10,7 +10,7 @@ import (
 // GetMeta returns a cloud-wide value, or store.ErrNotFound.
 func (d *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
-	err := d.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v)
+	err := d.q(ctx).QueryRowContext(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v)
 	if err != nil {
 		return nil, fmt.Errorf("meta %s: %w", key, mapErr(err))
 	}
@@ -20,7 +20,7 @@ func (d *DB) GetMeta(ctx context.Context, key string) ([]byte, error) {
 // PutMetaIfAbsent stores value under key unless the key exists; it returns
 // the value that is stored afterwards.
 func (d *DB) PutMetaIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error) {
-	_, err := d.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, value)
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, key, value)
 	if err != nil {
 		return nil, fmt.Errorf("meta %s: %w", key, err)
 	}

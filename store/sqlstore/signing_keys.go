@@ -14,7 +14,7 @@ var _ keys.Store = (*DB)(nil)
 
 // ListSigningKeys returns every signing key, newest first.
 func (d *DB) ListSigningKeys(ctx context.Context) ([]*keys.SigningKey, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT kid, alg, status, private_sealed, public_jwk, created_at, rotated_at, retired_at
+	rows, err := d.q(ctx).QueryContext(ctx, `SELECT kid, alg, status, private_sealed, public_jwk, created_at, rotated_at, retired_at
 		FROM signing_keys ORDER BY created_at DESC, kid`)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
@@ -65,7 +65,7 @@ func (d *DB) AddSigningKey(ctx context.Context, k *keys.SigningKey, onlyIfNone b
 
 // RetireSigningKey marks an inactive key retired.
 func (d *DB) RetireSigningKey(ctx context.Context, kid string, at time.Time) error {
-	res, err := d.db.ExecContext(ctx, `UPDATE signing_keys SET status = 'retired', retired_at = $2
+	res, err := d.q(ctx).ExecContext(ctx, `UPDATE signing_keys SET status = 'retired', retired_at = $2
 		WHERE kid = $1 AND status = 'inactive'`, kid, toMicros(at))
 	if err != nil {
 		return fmt.Errorf("retire key %s: %w", kid, err)
