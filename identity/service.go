@@ -247,3 +247,62 @@ func (s *Service) Authenticate(ctx context.Context, handle, password string) (*A
 
 // ErrBadCredentials is the one answer to every failed password login.
 var ErrBadCredentials = errors.New("wrong username or password")
+
+// UpdateProfile changes the name and email (nil leaves a field as it is).
+// A changed email is no longer verified.
+func (s *Service) UpdateProfile(ctx context.Context, didID string, name, email *string) error {
+	var errs []error
+	if name != nil {
+		n, err := ValidateName(*name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		name = &n
+	}
+	if email != nil {
+		e, err := ValidateEmail(*email)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		email = &e
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
+		if a.Status != StatusActive {
+			return fmt.Errorf("%w: account %s is %s", ErrBadTransition, a.Handle, a.Status)
+		}
+		if name != nil {
+			a.Name = *name
+		}
+		if email != nil && *email != a.Email {
+			a.Email, a.EmailVerified = *email, false
+		}
+		a.UpdatedAt = s.Now().UTC()
+		return nil
+	})
+}
+
+// SetPassword replaces the password.
+func (s *Service) SetPassword(ctx context.Context, didID, password string) error {
+	if err := ValidatePassword(password); err != nil {
+		return err
+	}
+	release, err := s.hashSlot(ctx)
+	if err != nil {
+		return err
+	}
+	hash, err := HashPassword(password, s.Argon2)
+	release()
+	if err != nil {
+		return err
+	}
+	return s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
+		if a.Status != StatusActive {
+			return fmt.Errorf("%w: account %s is %s", ErrBadTransition, a.Handle, a.Status)
+		}
+		a.PasswordHash, a.UpdatedAt = hash, s.Now().UTC()
+		return nil
+	})
+}

@@ -33,6 +33,10 @@ type SessionStore interface {
 	TouchSession(ctx context.Context, idHash string, at time.Time) error
 	DeleteSession(ctx context.Context, idHash string) error
 	ListSessions(ctx context.Context, accountDID string) ([]*Session, error)
+	// ReauthSession records a fresh authentication in a session.
+	ReauthSession(ctx context.Context, idHash string, at time.Time) error
+	// DeleteSessionsOf deletes every session of an account but keep ("" for all).
+	DeleteSessionsOf(ctx context.Context, accountDID, keep string) (int, error)
 }
 
 // SessionLifetime is how long a sign-on session lasts without use.

@@ -252,11 +252,11 @@ func checkPKCE(ar fosite.AuthorizeRequester, c *Client) error {
 // token claims released by the person, authentication facts.
 func (p *Provider) authorizeSession(ctx context.Context, acct *identity.Account, sess *identity.Session, client *Client,
 	consent *privacy.Consent, ar fosite.AuthorizeRequester, requestedAt time.Time) (*authSession, error) {
-	sub, err := p.subject(acct, client, consent)
+	settings, err := p.settings(ctx, acct.DID)
 	if err != nil {
 		return nil, err
 	}
-	settings, err := p.settings(ctx, acct.DID)
+	sub, err := p.subject(acct, client, consent, settings)
 	if err != nil {
 		return nil, err
 	}

@@ -200,3 +200,12 @@ func (secretHasher) Compare(_ context.Context, hash, data []byte) error {
 	}
 	return nil
 }
+
+// LookupClient returns a registered client.
+func LookupClient(ctx context.Context, st Store, clientID string) (*Client, error) {
+	sc, err := st.GetClient(ctx, clientID)
+	if err != nil {
+		return nil, err
+	}
+	return clientFromStored(sc)
+}

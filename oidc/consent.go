@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -246,6 +247,10 @@ func (p *Provider) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(c.Scopes)
 	sort.Strings(ticked)
 	c.Claims = ticked
+	if d := st.settings.ConsentLifetimeDays; d > 0 {
+		exp := now.Add(time.Duration(d) * 24 * time.Hour)
+		c.ExpiresAt = &exp
+	}
 	if st.parent != nil && st.previous == nil {
 		carry := false
 		switch st.settings.ForkPolicy {

@@ -19,11 +19,12 @@ func PairwiseSubject(secret []byte, sector string) string {
 }
 
 // subject returns the sub a service sees for an account: the DID for a
-// client registered with subject_type public, else the pairwise value for
+// client registered with subject_type public or when the person chose the
+// public mode (for every service or this one), else the pairwise value for
 // the sector chosen in the consent (the family's for a fork the person
 // carried their account over to) or the client's own.
-func (p *Provider) subject(a *identity.Account, c *Client, consent *privacy.Consent) (string, error) {
-	if c.SubjectType == "public" {
+func (p *Provider) subject(a *identity.Account, c *Client, consent *privacy.Consent, settings *privacy.Settings) (string, error) {
+	if c.SubjectType == "public" || settings.SubjectModeFor(c.ClientID) == "public" {
 		return a.DID, nil
 	}
 	sector := c.Sector

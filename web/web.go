@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -26,7 +27,9 @@ import (
 var embedded embed.FS
 
 // pages are parsed at start-up, each as base + page.
-var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "logout", "logged_out"}
+var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "logout", "logged_out",
+	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
+	"account_security", "account_data", "account_deleted"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
@@ -40,7 +43,11 @@ func ParseTemplates(dir string) (Templates, error) {
 	}
 	out := Templates{}
 	for _, p := range pages {
-		t, err := template.New(p).ParseFS(fsys, "templates/base.html", "templates/"+p+".html")
+		files := []string{"templates/base.html", "templates/" + p + ".html"}
+		if strings.HasPrefix(p, "account") {
+			files = append(files, "templates/account_nav.html")
+		}
+		t, err := template.New(p).ParseFS(fsys, files...)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", p, err)
 		}
@@ -75,6 +82,10 @@ type Handler struct {
 	SecureCookies bool
 	Now           func() time.Time
 	Limits        *limits.Limits
+	// PrivacySvc applies settings changes and revocations.
+	PrivacySvc *privacy.Service
+	// Services describes a service by client_id for the dashboard.
+	Services func(ctx context.Context, clientID string) (*ServiceInfo, error)
 }
 
 // Mount adds the routes to r.
@@ -87,6 +98,7 @@ func (h *Handler) Mount(r chi.Router) {
 		r.Method(http.MethodGet, "/login", h.wrap(h.loginForm))
 		r.With(crossOrigin, h.Limits.PerIP(30, time.Minute, false), h.Limits.PerFormField("username", 10, 5*time.Minute)).
 			Method(http.MethodPost, "/login", h.wrap(h.login))
+		h.mountAccount(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/onecommons/commonsid/internal/demo"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
+	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/server"
 	"github.com/onecommons/commonsid/web"
 )
@@ -68,7 +69,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	lim, _ := cfg.Limits()
 	sessions := &identity.Sessions{Store: cl.db, Accounts: cl.db, Now: time.Now}
 	pages := &web.Handler{Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Templates: tmpl, Log: log,
-		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now, Limits: lim}
+		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now, Limits: lim,
+		PrivacySvc: &privacy.Service{Store: cl.db, Grants: cl.db, Now: time.Now},
+		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) }}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
@@ -153,12 +156,7 @@ func purgeLoop(ctx context.Context, cl *cloud, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := cl.db.PurgeExpired(ctx, time.Now())
-			if err != nil {
-				log.Warn("purge expired rows", "err", err)
-			} else if n > 0 {
-				log.Info("purged expired rows", "rows", n)
-			}
+			purge(ctx, cl, log, time.Now())
 		}
 	}
 }
@@ -222,4 +220,44 @@ func demoClient(ctx context.Context, cl *cloud, redirect string) (*demoCreds, er
 		return nil, err
 	}
 	return c, nil
+}
+
+// TombstoneLifetime is how long a deleted account's DID and handle stay
+// reserved.
+const TombstoneLifetime = 30 * 24 * time.Hour
+
+// purge removes what has expired: codes, tokens, challenges, sessions,
+// activity past each person's retention, and old tombstones.
+func purge(ctx context.Context, cl *cloud, log *slog.Logger, now time.Time) {
+	n, err := cl.db.PurgeExpired(ctx, now)
+	if err != nil {
+		log.Warn("purge expired rows", "err", err)
+	}
+	a, err := cl.db.PruneActivity(ctx, now)
+	if err != nil {
+		log.Warn("prune activity", "err", err)
+	}
+	t, err := cl.db.PurgeTombstones(ctx, now.Add(-TombstoneLifetime))
+	if err != nil {
+		log.Warn("purge tombstones", "err", err)
+	}
+	if n+a+t > 0 {
+		log.Info("purged", "expired", n, "activity", a, "tombstones", t)
+	}
+}
+
+// describeService is the dashboard's view of a client.
+func describeService(ctx context.Context, cl *cloud, id string) (*web.ServiceInfo, error) {
+	c, err := oidc.LookupClient(ctx, cl.db, id)
+	if err != nil {
+		return nil, err
+	}
+	si := &web.ServiceInfo{ClientID: c.ClientID, Name: c.DisplayName(), LogoURI: c.LogoURI, ClientURI: c.ClientURI,
+		SourceCodeURI: c.SourceCodeURI, PolicyURI: c.PolicyURI, ForkedFrom: c.ForkedFrom}
+	if c.FamilyRoot != "" {
+		if p, err := oidc.LookupClient(ctx, cl.db, c.ForkedFrom); err == nil {
+			si.ParentName = p.DisplayName()
+		}
+	}
+	return si, nil
 }

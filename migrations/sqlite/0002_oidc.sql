@@ -93,6 +93,8 @@ CREATE TABLE privacy_settings (
     account_did TEXT PRIMARY KEY REFERENCES accounts (did),
     version     INTEGER NOT NULL,
     settings    TEXT NOT NULL,
+    -- copied out of settings so that pruning is one statement
+    activity_retention_days INTEGER NOT NULL DEFAULT 365,
     updated_at  INTEGER NOT NULL
 );
 

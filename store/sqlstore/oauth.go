@@ -182,6 +182,16 @@ func (d *DB) DeleteGrantsOf(ctx context.Context, subject, clientID string) (int,
 	return int(n), nil
 }
 
+// DeleteAllGrantsOf deletes every code and token issued for an account.
+func (d *DB) DeleteAllGrantsOf(ctx context.Context, subject string) (int, error) {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE subject = $1`, subject)
+	if err != nil {
+		return 0, fmt.Errorf("delete grants: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
 // UseClientAssertionJTI records a client assertion's jti once.
 func (d *DB) UseClientAssertionJTI(ctx context.Context, jtiHash string, expiresAt, now time.Time) error {
 	return d.InTx(ctx, func(ctx context.Context) error {

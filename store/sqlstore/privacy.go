@@ -169,11 +169,43 @@ func (d *DB) PutSettings(ctx context.Context, did string, s *privacy.Settings, a
 	if err != nil {
 		return err
 	}
-	_, err = d.q(ctx).ExecContext(ctx, `INSERT INTO privacy_settings (account_did, version, settings, updated_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (account_did) DO UPDATE SET version = EXCLUDED.version, settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at`,
-		did, s.Version, string(raw), toMicros(at))
+	_, err = d.q(ctx).ExecContext(ctx, `INSERT INTO privacy_settings (account_did, version, settings, updated_at, activity_retention_days)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (account_did) DO UPDATE SET version = EXCLUDED.version, settings = EXCLUDED.settings,
+		updated_at = EXCLUDED.updated_at, activity_retention_days = EXCLUDED.activity_retention_days`,
+		did, s.Version, string(raw), toMicros(at), s.ActivityRetentionDays)
 	if err != nil {
 		return fmt.Errorf("put privacy settings: %w", err)
 	}
 	return nil
+}
+
+const microsPerDay = 24 * 60 * 60 * 1_000_000
+
+// PruneActivity deletes activity older than each person's retention.
+func (d *DB) PruneActivity(ctx context.Context, now time.Time) (int64, error) {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM activity WHERE
+		COALESCE((SELECT p.activity_retention_days FROM privacy_settings p WHERE p.account_did = activity.account_did), CAST($2 AS INTEGER)) > 0
+		AND at < CAST($1 AS BIGINT) - CAST($3 AS BIGINT) * COALESCE((SELECT p.activity_retention_days FROM privacy_settings p WHERE p.account_did = activity.account_did), CAST($2 AS INTEGER))`,
+		toMicros(now), privacy.DefaultRetentionDays, int64(microsPerDay))
+	if err != nil {
+		return 0, fmt.Errorf("prune activity: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// ForgetAccount deletes an account's consents, activity and settings.
+func (d *DB) ForgetAccount(ctx context.Context, did string) error {
+	return d.InTx(ctx, func(ctx context.Context) error {
+		for _, q := range []string{
+			`DELETE FROM consents WHERE account_did = $1`,
+			`DELETE FROM activity WHERE account_did = $1`,
+			`DELETE FROM privacy_settings WHERE account_did = $1`,
+		} {
+			if _, err := d.q(ctx).ExecContext(ctx, q, did); err != nil {
+				return fmt.Errorf("forget account: %w", err)
+			}
+		}
+		return nil
+	})
 }

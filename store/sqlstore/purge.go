@@ -26,3 +26,13 @@ func (d *DB) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
 	}
 	return total, nil
 }
+
+// PurgeTombstones removes deleted accounts whose tombstone is older than
+// before, freeing their handles.
+func (d *DB) PurgeTombstones(ctx context.Context, before time.Time) (int64, error) {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM accounts WHERE status = 'deleted' AND deleted_at < $1`, toMicros(before))
+	if err != nil {
+		return 0, fmt.Errorf("purge tombstones: %w", err)
+	}
+	return res.RowsAffected()
+}

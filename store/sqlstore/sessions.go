@@ -85,3 +85,25 @@ func (d *DB) ListSessions(ctx context.Context, did string) ([]*identity.Session,
 	}
 	return out, rows.Err()
 }
+
+// ReauthSession records a fresh authentication.
+func (d *DB) ReauthSession(ctx context.Context, idHash string, at time.Time) error {
+	res, err := d.q(ctx).ExecContext(ctx, `UPDATE browser_sessions SET auth_time = $2, last_seen_at = $2 WHERE id_hash = $1`, idHash, toMicros(at))
+	if err != nil {
+		return fmt.Errorf("reauth session: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteSessionsOf deletes an account's sessions except keep.
+func (d *DB) DeleteSessionsOf(ctx context.Context, did, keep string) (int, error) {
+	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM browser_sessions WHERE account_did = $1 AND id_hash <> $2`, did, keep)
+	if err != nil {
+		return 0, fmt.Errorf("delete sessions: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
