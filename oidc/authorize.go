@@ -215,7 +215,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 			ar.GrantScope(s)
 		}
 	}
-	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, session)
+	resp, err := p.oauth.NewAuthorizeResponse(ctx, ar, session.Session)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
