@@ -531,10 +531,10 @@ type activityView struct {
 }
 
 var activityKinds = []struct{ Value, Label string }{
-	{privacy.ActivityLogin, "Sign-ins"}, {privacy.ActivityConsent, "Consents given"}, {privacy.ActivityConsentDenied, "Consents refused"},
-	{privacy.ActivityTokenIssued, "Sign-ins to services"}, {privacy.ActivityRelease, "Data shared"},
+	{privacy.ActivityLogin, "Sign-in"}, {privacy.ActivityConsent, "Consent given"}, {privacy.ActivityConsentDenied, "Consent refused"},
+	{privacy.ActivityTokenIssued, "Sign-in to a service"}, {privacy.ActivityRelease, "Data shared"},
 	{privacy.ActivityRevoked, "Access revoked"}, {"settings.updated", "Settings changed"}, {"profile.updated", "Profile changed"},
-	{"password.changed", "Password changed"}, {"sessions.ended", "Devices signed out"}, {privacy.ActivityLogout, "Sign-outs"},
+	{"password.changed", "Password changed"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
 }
 
 func kindLabel(k string) string {
@@ -600,7 +600,12 @@ func describe(d map[string]any) string {
 			for _, x := range v {
 				s = append(s, fmt.Sprint(x))
 			}
+			if len(s) == 0 {
+				s = []string{"none"}
+			}
 			parts = append(parts, strings.ReplaceAll(k, "_", " ")+": "+strings.Join(s, ", "))
+		case nil:
+			parts = append(parts, strings.ReplaceAll(k, "_", " ")+": none")
 		default:
 			parts = append(parts, strings.ReplaceAll(k, "_", " ")+": "+fmt.Sprint(v))
 		}

@@ -101,13 +101,15 @@ func startChromium(t *testing.T, ctx context.Context) context.Context {
 	return tab
 }
 
-// screenshotDir is COMMONSID_SCREENSHOTS, or a folder removed after the test.
+// screenshotDir is COMMONSID_SCREENSHOTS/TestName, by default under the
+// system's temporary folder; it is kept after the test for people to look at.
 func screenshotDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("COMMONSID_SCREENSHOTS")
 	if dir == "" {
-		dir = filepath.Join(t.TempDir(), "screenshots")
+		dir = filepath.Join(os.TempDir(), "commonsid-screenshots")
 	}
+	dir = filepath.Join(dir, t.Name())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
