@@ -233,7 +233,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, section, tmpl str
 var flashes = map[string]string{
 	"profile": "Your profile is saved.", "revoked": "Access revoked: the service can no longer use its tokens.",
 	"ended": "That device is signed out.", "others": "Every other device is signed out.",
-	"privacy": "Your privacy settings are saved; they apply from the next sign-in to each service.",
+	"privacy":  "Your privacy settings are saved; they apply from the next sign-in to each service.",
 	"password": "Your password is changed.",
 }
 
@@ -681,7 +681,9 @@ func (h *Handler) pageSessions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) apiSessions(w http.ResponseWriter, r *http.Request) (any, error) { return h.sessions(r) }
+func (h *Handler) apiSessions(w http.ResponseWriter, r *http.Request) (any, error) {
+	return h.sessions(r)
+}
 
 // endSession signs out one of the person's own sessions.
 func (h *Handler) endSession(r *http.Request, id string) error {
