@@ -230,6 +230,9 @@ func TestDashboard(t *testing.T) {
 			}
 			p = b.post(l.base+"/account/privacy", url.Values{"subject_mode": {"pairwise"}, "fork_policy": {"ask"}, "federation_sharing": {"none"},
 				"consent_lifetime_days": {"0"}, "activity_retention_days": {"30"}})
+			if !strings.Contains(p.url.RawQuery, "done=privacy") {
+				t.Fatalf("retention save: %d", p.status)
+			}
 			if n, err := cl.db.PruneActivity(ctx, time.Now()); err != nil || n != 1 {
 				t.Fatalf("prune at 30 days: %d %v", n, err)
 			}
