@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,19 +59,8 @@ func get(t *testing.T, u string) (*http.Response, []byte) {
 func TestServe(t *testing.T) {
 	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
-			e := mk(t)
-			port := freePort(t)
-			base := "http://127.0.0.1:" + port
-			e["COMMONSID_ADDR"] = "127.0.0.1:" + port
-			e["COMMONSID_ISSUER"] = base
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan result, 1)
-			go func() {
-				var out, errb bytes.Buffer
-				code := runEnv(ctx, []string{"serve"}, strings.NewReader(""), &out, &errb, e.get)
-				done <- result{out.String(), errb.String(), code}
-			}()
-			waitReady(t, base, 10*time.Second)
+			l := startLive(t, mk(t))
+			e, base := l.env, l.base
 
 			resp, body := get(t, base+"/healthz")
 			if resp.StatusCode != 200 || string(body) != "ok\n" {
@@ -156,15 +144,6 @@ func TestServe(t *testing.T) {
 				t.Fatalf("metrics lack the healthz count:\n%s", grepLines(string(body), "commonsid_http"))
 			}
 
-			cancel()
-			select {
-			case r := <-done:
-				if r.code != 0 {
-					t.Fatalf("serve exited %d: %s", r.code, r.stderr)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("serve did not stop")
-			}
 		})
 	}
 }
