@@ -233,8 +233,11 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, section, tmpl str
 var flashes = map[string]string{
 	"profile": "Your profile is saved.", "revoked": "Access revoked: the service can no longer use its tokens.",
 	"ended": "That device is signed out.", "others": "Every other device is signed out.",
-	"privacy":  "Your privacy settings are saved; they apply from the next sign-in to each service.",
-	"password": "Your password is changed.",
+	"privacy":         "Your privacy settings are saved; they apply from the next sign-in to each service.",
+	"password":        "Your password is changed.",
+	"passkey-added":   "Your passkey is added: you can sign in with it from now on.",
+	"passkey-renamed": "The passkey is renamed.",
+	"passkey-removed": "The passkey is removed: it can no longer sign you in.",
 }
 
 // formError re-renders a section with an error, as a page.
@@ -535,6 +538,7 @@ var activityKinds = []struct{ Value, Label string }{
 	{privacy.ActivityTokenIssued, "Sign-in to a service"}, {privacy.ActivityRelease, "Data shared"},
 	{privacy.ActivityRevoked, "Access revoked"}, {"settings.updated", "Settings changed"}, {"profile.updated", "Profile changed"},
 	{"password.changed", "Password changed"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
+	{"passkey.added", "Passkey added"}, {"passkey.removed", "Passkey removed"},
 }
 
 func kindLabel(k string) string {
@@ -815,7 +819,7 @@ func (h *Handler) apiPutPrivacy(w http.ResponseWriter, r *http.Request) (any, er
 // --- security ---
 
 func (h *Handler) pageSecurity(w http.ResponseWriter, r *http.Request) error {
-	h.page(w, r, "security", "account_security", nil)
+	h.page(w, r, "security", "account_security", h.passkeyData(r))
 	return nil
 }
 

@@ -24,7 +24,7 @@ func localPath(p string) string {
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
-	h.Render(w, r, http.StatusOK, "login", map[string]any{"ReturnTo": localPath(r.URL.Query().Get("return_to"))})
+	h.Render(w, r, http.StatusOK, "login", map[string]any{"ReturnTo": localPath(r.URL.Query().Get("return_to")), "Passkeys": h.passkeysOn()})
 	return nil
 }
 
@@ -40,13 +40,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.Accounts.Authenticate(r.Context(), username, r.PostFormValue("password"))
 	if errors.Is(err, identity.ErrBadCredentials) {
 		h.Render(w, r, http.StatusUnauthorized, "login", map[string]any{"ReturnTo": returnTo, "Username": username,
-			"Error": "Wrong handle or password."})
+			"Error": "Wrong handle or password.", "Passkeys": h.passkeysOn()})
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := h.startSession(w, r, a); err != nil {
+	if err := h.startSession(w, r, a, amrPassword, map[string]any{"method": "password"}); err != nil {
 		return err
 	}
 	if returnTo == "" {
@@ -56,10 +56,14 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// startSession creates a sign-on session and sets its cookie.
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identity.Account) error {
+// amrPassword is the sign-in method of a password (RFC 8176).
+var amrPassword = []string{"pwd"}
+
+// startSession creates a sign-on session for a person who signed in by the
+// methods amr, sets its cookie and logs the sign-in with detail.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identity.Account, amr []string, detail map[string]any) error {
 	ip := clientIP(r)
-	tok, sess, err := h.Sessions.Start(r.Context(), a, []string{"pwd"}, r.UserAgent(), ip)
+	tok, sess, err := h.Sessions.Start(r.Context(), a, amr, r.UserAgent(), ip)
 	if err != nil {
 		return err
 	}
@@ -69,7 +73,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 	})
 	if h.Privacy != nil {
 		err := h.Privacy.AppendActivity(r.Context(), &privacy.Activity{AccountDID: a.DID, At: sess.CreatedAt, Kind: privacy.ActivityLogin,
-			Detail: map[string]any{"method": "password"}, IP: ip, UserAgent: sess.UserAgent})
+			Detail: detail, IP: ip, UserAgent: sess.UserAgent})
 		if err != nil {
 			h.Log.ErrorContext(r.Context(), "activity log", "err", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/limits"
@@ -86,6 +87,11 @@ type Handler struct {
 	PrivacySvc *privacy.Service
 	// Services describes a service by client_id for the dashboard.
 	Services func(ctx context.Context, clientID string) (*ServiceInfo, error)
+	// WebAuthn, Passkeys and Ceremonies enable passkeys; with any of them
+	// nil the cloud runs without.
+	WebAuthn   *webauthn.WebAuthn
+	Passkeys   identity.PasskeyStore
+	Ceremonies identity.CeremonyStore
 }
 
 // Mount adds the routes to r.
@@ -99,6 +105,7 @@ func (h *Handler) Mount(r chi.Router) {
 		r.With(crossOrigin, h.Limits.PerIP(30, time.Minute, false), h.Limits.PerFormField("username", 10, 5*time.Minute)).
 			Method(http.MethodPost, "/login", h.wrap(h.login))
 		h.mountAccount(r)
+		h.mountPasskeys(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})
@@ -108,13 +115,21 @@ func crossOrigin(next http.Handler) http.Handler {
 	return http.NewCrossOriginProtection().Handler(next)
 }
 
+// scriptPages load /static/passkey.js; no other page runs script.
+var scriptPages = map[string]bool{"/login": true, "/account/security": true}
+
 // SecurityHeaders sets the headers every page carries. form-action also
 // allows http(s) targets because browsers apply it to the redirects that
 // follow a form post: signing in ends with a redirect to the service.
+// connect-src lets the passkey script call the JSON endpoints.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'")
+		csp := "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"
+		if scriptPages[r.URL.Path] {
+			csp += "; script-src 'self'; connect-src 'self'"
+		}
+		hd.Set("Content-Security-Policy", csp)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Frame-Options", "DENY")
@@ -213,7 +228,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	h.Log.InfoContext(r.Context(), "account created", "via", "signup")
 	if rt := localPath(r.PostFormValue("return_to")); rt != "" && h.Sessions != nil {
 		// Signed in at once, and back to where the person was going.
-		if err := h.startSession(w, r, a); err != nil {
+		if err := h.startSession(w, r, a, amrPassword, map[string]any{"method": "password"}); err != nil {
 			return err
 		}
 		http.Redirect(w, r, rt, http.StatusSeeOther)

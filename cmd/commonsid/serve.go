@@ -68,10 +68,16 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	lim, _ := cfg.Limits()
 	sessions := &identity.Sessions{Store: cl.db, Accounts: cl.db, Now: time.Now}
+	// Passkeys: the relying party is the issuer's host, its origin the issuer.
+	webAuthn, err := web.NewWebAuthn(cfg.Issuer)
+	if err != nil {
+		log.Info("passkeys are off", "reason", err.Error())
+	}
 	pages := &web.Handler{Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Templates: tmpl, Log: log,
 		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now, Limits: lim,
 		PrivacySvc: &privacy.Service{Store: cl.db, Grants: cl.db, Now: time.Now},
-		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) }}
+		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) },
+		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,

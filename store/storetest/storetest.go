@@ -27,6 +27,8 @@ import (
 type Store interface {
 	identity.Store
 	identity.SessionStore
+	identity.PasskeyStore
+	identity.CeremonyStore
 	keys.Store
 	privacy.Store
 	oidc.Store
@@ -56,6 +58,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
 		{"ChallengesAndPurge", testChallengesPurge},
+		{"PasskeyUsers", testPasskeyUsers},
+		{"Passkeys", testPasskeys},
+		{"PasskeysForgotten", testPasskeysForgotten},
+		{"Ceremonies", testCeremonies},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
