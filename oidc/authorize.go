@@ -13,6 +13,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -339,7 +340,7 @@ func cookieValue(r *http.Request, name string) string {
 func (p *Provider) activity(ctx context.Context, r *http.Request, did, kind, clientID string, detail map[string]any) {
 	a := &privacy.Activity{AccountDID: did, At: p.now(), Kind: kind, ClientID: clientID, Detail: detail}
 	if r != nil {
-		a.IP, a.UserAgent = clientIP(r), truncate(r.UserAgent(), 300)
+		a.IP, a.UserAgent = httpx.ClientIP(r), truncate(r.UserAgent(), 300)
 	}
 	if err := p.Privacy.AppendActivity(detached(ctx), a); err != nil {
 		p.Log.ErrorContext(ctx, "activity log", "kind", kind, "err", err)
@@ -351,14 +352,6 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
 }
 
 // claimValues returns the values of the named claims for an account.

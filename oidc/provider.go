@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/privacy"
@@ -159,7 +160,7 @@ func (p *Provider) Mount(r chi.Router) {
 	r.Get("/.well-known/openid-configuration", p.serveDiscovery)
 	r.Get("/jwks.json", p.serveJWKS)
 	r.Group(func(r chi.Router) {
-		r.Use(securityHeaders)
+		r.Use(httpx.PageHeaders)
 		r.Get("/authorize", p.authorize)
 		r.Post("/authorize", p.authorize)
 		r.Get("/authorize/resume", p.resume)
@@ -181,18 +182,6 @@ func (p *Provider) Mount(r chi.Router) {
 
 func crossOrigin(next http.Handler) http.Handler {
 	return http.NewCrossOriginProtection().Handler(next)
-}
-
-func securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (p *Provider) discoveryDocument() map[string]any {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/privacy"
 )
 
@@ -81,10 +82,4 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 	return nil
 }
 
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
-}
+func clientIP(r *http.Request) string { return httpx.ClientIP(r) }

@@ -19,6 +19,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
@@ -124,16 +125,11 @@ var scriptPages = map[string]bool{"/login": true, "/account/security": true}
 // connect-src lets the passkey script call the JSON endpoints.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		csp := "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'"
+		csp := httpx.PageCSP
 		if scriptPages[r.URL.Path] {
-			csp += "; script-src 'self'; connect-src 'self'"
+			csp = httpx.ScriptCSP
 		}
-		hd.Set("Content-Security-Policy", csp)
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "no-referrer")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Cache-Control", "no-store")
+		httpx.SetPageHeaders(w, csp)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,38 +36,9 @@ func TestBrowserDashboard(t *testing.T) {
 	tab := startChromium(t, bctx)
 	dir := screenshotDir(t)
 	t.Logf("screenshots in %s", dir)
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(tab, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(a chromedp.Action[string]) string {
-		t.Helper()
-		s, err := chromedp.Run(tab, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(s)
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	at := func(path string) {
-		t.Helper()
-		loc, _ := url.Parse(text(chromedp.Location()))
-		if loc.Path != path {
-			shot("unexpected-" + strings.ReplaceAll(strings.Trim(path, "/"), "/", "-"))
-			t.Fatalf("at %s, want %s", loc, path)
-		}
-	}
+	ct := &chromeTab{t: t, tab: tab, dir: dir}
+	do, text, shot := ct.do, ct.text, ct.shot
+	at := ct.at
 
 	// Signed out, /account leads through the login page and back.
 	do("open /account", chromedp.Navigate(l.base+"/account"), chromedp.WaitVisible(chromedp.ID("username")))

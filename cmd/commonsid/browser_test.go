@@ -101,6 +101,51 @@ func startChromium(t *testing.T, ctx context.Context) context.Context {
 	return tab
 }
 
+// chromeTab wraps a Chromium tab with helpers that fail the test with what
+// was being done, and saves screenshots into dir.
+type chromeTab struct {
+	t   *testing.T
+	tab context.Context
+	dir string
+}
+
+func (c *chromeTab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.tab, steps...); err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (c *chromeTab) text(a chromedp.Action[string]) string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.tab, a)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return strings.TrimSpace(s)
+}
+
+func (c *chromeTab) shot(name string) {
+	c.t.Helper()
+	png, err := chromedp.Run(c.tab, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		c.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, name+".png"), png, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// at fails unless the tab shows path, saving a screenshot of what it shows.
+func (c *chromeTab) at(path string) {
+	c.t.Helper()
+	loc, err := url.Parse(c.text(chromedp.Location()))
+	if err != nil || loc.Path != path {
+		c.shot("unexpected-" + strings.NewReplacer("/", "-").Replace(strings.Trim(path, "/")))
+		c.t.Fatalf("at %v, want %s", loc, path)
+	}
+}
+
 // screenshotDir is COMMONSID_SCREENSHOTS/TestName, by default under the
 // system's temporary folder; it is kept after the test for people to look at.
 func screenshotDir(t *testing.T) string {
@@ -166,30 +211,8 @@ func TestBrowserFlow(t *testing.T) {
 	t.Logf("screenshots in %s", dir)
 
 	// do runs browser actions, failing the test with what was being done.
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(tab, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(a chromedp.Action[string]) string {
-		t.Helper()
-		s, err := chromedp.Run(tab, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(s)
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100)) // 100: PNG
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ct := &chromeTab{t: t, tab: tab, dir: dir}
+	do, text, shot := ct.do, ct.text, ct.shot
 	// expectPage checks that the tab shows path with this title and heading.
 	expectPage := func(name, path, title, heading string) {
 		t.Helper()

@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,33 +28,7 @@ import (
 
 // startLocalhost is startLive with the issuer on "localhost": browsers and
 // go-webauthn refuse passkeys for an IP address.
-func startLocalhost(t *testing.T, e env) *live {
-	t.Helper()
-	port := freePort(t)
-	base := "http://localhost:" + port
-	e["COMMONSID_ADDR"] = "127.0.0.1:" + port
-	e["COMMONSID_ISSUER"] = base
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		var out, errb bytes.Buffer
-		code := runEnv(ctx, []string{"serve"}, strings.NewReader(""), &out, &errb, e.get)
-		done <- result{out.String(), errb.String(), code}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case r := <-done:
-			if r.code != 0 {
-				t.Errorf("serve exited %d: %s", r.code, r.stderr)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	waitReady(t, base, 15*time.Second)
-	return &live{env: e, base: base}
-}
+func startLocalhost(t *testing.T, e env) *live { return startLiveOn(t, e, "localhost") }
 
 // Authenticator data flags (WebAuthn §6.1).
 const (
@@ -583,38 +555,9 @@ func TestBrowserPasskey(t *testing.T) {
 	defer cancel()
 	tab := startChromium(t, ctx)
 	dir := screenshotDir(t)
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(tab, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(a chromedp.Action[string]) string {
-		t.Helper()
-		s, err := chromedp.Run(tab, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(s)
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	at := func(path string) {
-		t.Helper()
-		loc, _ := url.Parse(text(chromedp.Location()))
-		if loc.Path != path {
-			shot("unexpected")
-			t.Fatalf("at %s, want %s", loc, path)
-		}
-	}
+	ct := &chromeTab{t: t, tab: tab, dir: dir}
+	do, text, shot := ct.do, ct.text, ct.shot
+	at := ct.at
 
 	// A platform authenticator that verifies the person and syncs.
 	if _, err := chromedp.Call(tab, cdpwebauthn.Enable, cdpwebauthn.EnableParams{}); err != nil {

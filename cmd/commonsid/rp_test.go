@@ -27,11 +27,15 @@ type live struct {
 	base string
 }
 
-// startLive runs `commonsid serve` in-process on a free port.
-func startLive(t *testing.T, e env) *live {
+// startLive runs `commonsid serve` in-process on a free port, with the
+// issuer on 127.0.0.1.
+func startLive(t *testing.T, e env) *live { return startLiveOn(t, e, "127.0.0.1") }
+
+// startLiveOn is startLive with the issuer on another name of this host.
+func startLiveOn(t *testing.T, e env, host string) *live {
 	t.Helper()
 	port := freePort(t)
-	base := "http://127.0.0.1:" + port
+	base := "http://" + host + ":" + port
 	e["COMMONSID_ADDR"] = "127.0.0.1:" + port
 	e["COMMONSID_ISSUER"] = base
 	ctx, cancel := context.WithCancel(context.Background())
