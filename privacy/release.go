@@ -81,9 +81,10 @@ type ReleaseInput struct {
 // ID tokens, UserInfo, access tokens and introspection alike. A claim is
 // released when all of these hold:
 //
-//   - it is asked for: through a granted scope (UserInfo only, since the code
-//     flow issues an access token, OIDC Core 5.4) or by name in the claims
-//     parameter for this target (5.5);
+//   - it is asked for: through a granted scope (OIDC Core 5.4) or by name in
+//     the claims parameter for this target (5.5). Scope claims go to UserInfo
+//     and, since many relying parties read only the ID token, to the ID
+//     token as well: both reach the same service the person consented to;
 //   - the person allows it: ticked in the consent, or policy "allow" with
 //     its scope granted;
 //   - the person's policy for it is not "never", whatever was consented
@@ -101,11 +102,9 @@ func Release(in ReleaseInput) []string {
 		}
 	}
 	asked := map[string]bool{}
-	if in.Target == TargetUserInfo {
-		for _, s := range in.GrantedScopes {
-			for _, c := range ScopeClaims[s] {
-				asked[c] = true
-			}
+	for _, s := range in.GrantedScopes {
+		for _, c := range ScopeClaims[s] {
+			asked[c] = true
 		}
 	}
 	if in.Claims != nil {

@@ -28,7 +28,9 @@ func TestRelease(t *testing.T) {
 	}{
 		{"scopes to userinfo, ticked only", ReleaseInput{GrantedScopes: []string{"openid", "profile", "email"}, Consent: consent, Target: TargetUserInfo},
 			[]string{"email", "email_verified", "name", "preferred_username"}},
-		{"scope claims never in the ID token of the code flow", ReleaseInput{GrantedScopes: []string{"openid", "profile", "email"}, Consent: consent, Target: TargetIDToken},
+		{"scope claims in the ID token too, ticked only", ReleaseInput{GrantedScopes: []string{"openid", "profile", "email"}, Consent: consent, Target: TargetIDToken},
+			[]string{"email", "email_verified", "name", "preferred_username"}},
+		{"claims parameter for userinfo only does not reach the ID token", ReleaseInput{GrantedScopes: []string{"openid"}, Consent: consent, Claims: claimsParam([]string{"email"}), Target: TargetIDToken},
 			nil},
 		{"claims parameter puts a ticked claim in the ID token", ReleaseInput{GrantedScopes: []string{"openid"}, Consent: consent, Claims: claimsParam(nil, "email"), Target: TargetIDToken},
 			[]string{"email"}},

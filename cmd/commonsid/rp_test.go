@@ -303,8 +303,11 @@ func TestRelyingParty(t *testing.T) {
 			if _, ok := idClaims["auth_time"]; !ok {
 				t.Fatal("ID token lacks auth_time")
 			}
+			if idClaims["name"] != "Alice Liddell" || idClaims["preferred_username"] != "alice" {
+				t.Fatalf("ID token lacks the ticked profile claims: %v", idClaims)
+			}
 			if _, ok := idClaims["email"]; ok {
-				t.Fatal("the code flow ID token carries scope claims")
+				t.Fatal("the ID token carries the unticked email")
 			}
 
 			// The access token is an RFC 9068 JWT.
