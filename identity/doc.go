@@ -1,5 +1,6 @@
 // Package identity owns accounts: handles, profile claims, credentials
-// (argon2id passwords) and the custodial did:key of each account.
+// (argon2id passwords and passkeys), browser sign-on sessions, and the
+// custodial did:key of each account.
 //
 // An account is identified by its DID, never by a database row id. At
 // creation it gets a fresh Ed25519 did:key and a 32-byte pairwise secret; both

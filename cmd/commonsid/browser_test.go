@@ -43,7 +43,7 @@ func chromiumPath(t *testing.T) string {
 	if os.Getenv("COMMONSID_TEST_REQUIRE_CHROMIUM") == "1" {
 		t.Fatal(msg)
 	}
-	t.Skip(msg)
+	t.Skip(msg) // chromium missing and not required
 	return ""
 }
 

@@ -100,7 +100,7 @@ func signup(client *http.Client, base, handle string) (int, error) {
 // database passes its integrity check.
 func TestDurabilitySIGKILL(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and kills the binary; skipped with -short")
+		t.Skip("builds and kills the binary; skipped with -short (testing.Short)")
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	p := startServe(t, dataDir)
@@ -194,7 +194,7 @@ func TestDurabilitySIGKILL(t *testing.T) {
 // them finish with 200, then the process exits 0.
 func TestGracefulShutdown(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary; skipped with -short")
+		t.Skip("builds the binary; skipped with -short (testing.Short)")
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
 	p := startServe(t, dataDir)

@@ -99,7 +99,7 @@ func startServer(t *testing.T) string {
 // TestAgainstServer runs every scenario briefly against a real server.
 func TestAgainstServer(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the server; skipped with -short")
+		t.Skip("builds and runs the server; skipped with -short (testing.Short)")
 	}
 	base := startServer(t)
 	var progress lockedBuffer
