@@ -347,22 +347,32 @@ func (h *Handler) receivers(ctx context.Context, did string) ([]claimReceivers, 
 		before = page[len(page)-1].ID
 	}
 	var out []claimReceivers
-	names := map[string]string{}
+	names := h.serviceNames(ctx)
 	for _, c := range []string{"name", "preferred_username", "email", "email_verified", "did", "updated_at"} {
 		cr := claimReceivers{Name: c, Label: claimLabel(c), Receivers: []receiver{}}
 		for cid, t := range last[c] {
-			if _, ok := names[cid]; !ok {
-				names[cid] = cid
-				if si, err := h.Services(ctx, cid); err == nil {
-					names[cid] = si.Name
-				}
-			}
-			cr.Receivers = append(cr.Receivers, receiver{ClientID: cid, Name: names[cid], When: t})
+			cr.Receivers = append(cr.Receivers, receiver{ClientID: cid, Name: names(cid), When: t})
 		}
 		sort.Slice(cr.Receivers, func(i, j int) bool { return cr.Receivers[i].When.After(cr.Receivers[j].When) })
 		out = append(out, cr)
 	}
 	return out, nil
+}
+
+// serviceNames returns a lookup of service names by client_id that asks
+// each service once; a service no longer registered shows its client_id.
+func (h *Handler) serviceNames(ctx context.Context) func(clientID string) string {
+	names := map[string]string{}
+	return func(id string) string {
+		if n, ok := names[id]; ok {
+			return n
+		}
+		names[id] = id
+		if si, err := h.Services(ctx, id); err == nil {
+			names[id] = si.Name
+		}
+		return names[id]
+	}
 }
 
 var claimLabels = map[string]string{"name": "Name", "preferred_username": "Handle", "email": "Email",
@@ -556,7 +566,7 @@ const activityPage = 50
 // and the id to continue before (0 at the end).
 func (h *Handler) activity(ctx context.Context, did, kind string, before int64) ([]activityView, int64, error) {
 	out := []activityView{}
-	names := map[string]string{}
+	names := h.serviceNames(ctx)
 	for range 20 {
 		page, err := h.Privacy.ListActivity(ctx, did, before, 200)
 		if err != nil {
@@ -569,13 +579,7 @@ func (h *Handler) activity(ctx context.Context, did, kind string, before int64) 
 			}
 			v := activityView{ID: a.ID, At: a.At, Kind: a.Kind, Label: kindLabel(a.Kind), Client: a.ClientID, IP: a.IP, Browser: a.UserAgent}
 			if a.ClientID != "" {
-				if _, ok := names[a.ClientID]; !ok {
-					names[a.ClientID] = a.ClientID
-					if si, err := h.Services(ctx, a.ClientID); err == nil {
-						names[a.ClientID] = si.Name
-					}
-				}
-				v.Service = names[a.ClientID]
+				v.Service = names(a.ClientID)
 			}
 			v.Details = describe(a.Detail)
 			out = append(out, v)
