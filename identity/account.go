@@ -15,6 +15,9 @@ const (
 	StatusActive   = "active"
 	StatusDisabled = "disabled"
 	StatusDeleted  = "deleted"
+	// StatusMoved: the account moved to another cloud (HomeIssuer); only
+	// its DID, handle and new home are kept here.
+	StatusMoved = "moved"
 )
 
 // Account is a person, identified by DID.

@@ -306,3 +306,20 @@ func (s *Service) SetPassword(ctx context.Context, didID, password string) error
 		return nil
 	})
 }
+
+// MarkMoved records that the account now lives on another cloud: personal
+// data and secrets are removed, the DID and handle stay, and HomeIssuer
+// points to the new home.
+func (s *Service) MarkMoved(ctx context.Context, didID, newHome string) error {
+	return s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
+		if a.Status == StatusDeleted {
+			return fmt.Errorf("%w: account %s is deleted", ErrBadTransition, a.Handle)
+		}
+		now := s.Now().UTC()
+		a.Status, a.HomeIssuer = StatusMoved, newHome
+		a.Email, a.Name, a.PasswordHash, a.EmailVerified = "", "", "", false
+		a.DIDKeySealed, a.PairwiseSecretSealed = nil, nil
+		a.UpdatedAt = now
+		return nil
+	})
+}

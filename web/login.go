@@ -38,6 +38,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{http.StatusBadRequest, "Bad request", "The form could not be read."}
 	}
 	username, returnTo := r.PostFormValue("username"), localPath(r.PostFormValue("return_to"))
+	if moved, err := h.Accounts.Lookup(r.Context(), username); err == nil && moved.Status == identity.StatusMoved {
+		// A move is public (the account's DID document names the new
+		// home): say where the account went.
+		h.Render(w, r, http.StatusGone, "moved", map[string]any{"Handle": moved.Handle, "Home": moved.HomeIssuer})
+		return nil
+	}
 	a, err := h.Accounts.Authenticate(r.Context(), username, r.PostFormValue("password"))
 	if errors.Is(err, identity.ErrBadCredentials) {
 		h.Render(w, r, http.StatusUnauthorized, "login", map[string]any{"ReturnTo": returnTo, "Username": username,

@@ -31,7 +31,7 @@ var embedded embed.FS
 // pages are parsed at start-up, each as base + page.
 var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "logout", "logged_out",
 	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
-	"account_security", "account_data", "account_deleted"}
+	"account_security", "account_data", "account_deleted", "moved"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
