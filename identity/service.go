@@ -114,13 +114,9 @@ func (s *Service) create(ctx context.Context, p CreateParams, passwordHash strin
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("pairwise secret: %w", err)
 	}
-	sealedKey, err := s.Sealer.Seal(key.Private.Seed(), aadDIDKey(key.DID))
+	sealedKey, sealedSecret, err := s.SealSecrets(key, secret)
 	if err != nil {
-		return nil, fmt.Errorf("seal DID key: %w", err)
-	}
-	sealedSecret, err := s.Sealer.Seal(secret, aadPairwise(key.DID))
-	if err != nil {
-		return nil, fmt.Errorf("seal pairwise secret: %w", err)
+		return nil, err
 	}
 	now := s.Now().UTC()
 	a := &Account{
@@ -137,6 +133,18 @@ func (s *Service) create(ctx context.Context, p CreateParams, passwordHash strin
 		return nil, fmt.Errorf("create account %s: %w", p.Handle, err)
 	}
 	return a, nil
+}
+
+// SealSecrets seals an account's custodial key and pairwise secret for
+// storage, each bound to the account's DID.
+func (s *Service) SealSecrets(key *did.Key, secret []byte) (sealedKey, sealedSecret []byte, err error) {
+	if sealedKey, err = s.Sealer.Seal(key.Private.Seed(), aadDIDKey(key.DID)); err != nil {
+		return nil, nil, fmt.Errorf("seal DID key: %w", err)
+	}
+	if sealedSecret, err = s.Sealer.Seal(secret, aadPairwise(key.DID)); err != nil {
+		return nil, nil, fmt.Errorf("seal pairwise secret: %w", err)
+	}
+	return sealedKey, sealedSecret, nil
 }
 
 // Lookup finds an account by DID (a string starting with "did:") or handle.

@@ -34,8 +34,12 @@ type Document struct {
 	PrivacySettings *privacy.Settings `json:"privacy_settings"`
 	Consents        []Consent         `json:"consents"`
 	Passkeys        []Passkey         `json:"passkeys"`
-	Activity        []Activity        `json:"activity"`
-	Secrets         Secrets           `json:"secrets"`
+	// PasskeyUserHandle is the WebAuthn user handle the passkeys were made
+	// for (random bytes); the importing cloud keeps it so that they still
+	// sign in.
+	PasskeyUserHandle Bytes      `json:"passkey_user_handle,omitempty"`
+	Activity          []Activity `json:"activity"`
+	Secrets           Secrets    `json:"secrets"`
 }
 
 // Account is the account record of an export.
@@ -194,7 +198,10 @@ func (d *Document) PrivacyActivity() []*privacy.Activity {
 // same account: "exported_at", "issuer", "cloud_did", "secrets" (the
 // ciphertexts change with every random salt; compare [Opened.DIDKey] and
 // [Opened.PairwiseSecret] instead), activity entries of kind "imported", and
-// the ids of activity entries (each store numbers its own log).
+// the ids of activity entries (each store numbers its own log), and what a
+// move changes: the account's home_issuer and updated_at, and the issuer and
+// client_id of consents (consents follow the service's sector, whose
+// client_id differs on each cloud).
 func Compare(a, b Document) []string {
 	var diff []string
 	add := func(name string, x, y any) {
@@ -203,13 +210,31 @@ func Compare(a, b Document) []string {
 		}
 	}
 	add("format", a.Format, b.Format)
-	add("account", a.Account, b.Account)
+	add("account", movedAccount(a.Account), movedAccount(b.Account))
 	add("did_document", a.DIDDocument, b.DIDDocument)
 	add("privacy_settings", a.PrivacySettings, b.PrivacySettings)
-	add("consents", a.Consents, b.Consents)
+	add("consents", movedConsents(a.Consents), movedConsents(b.Consents))
 	add("passkeys", a.Passkeys, b.Passkeys)
 	add("activity", comparableActivity(a.Activity), comparableActivity(b.Activity))
 	return diff
+}
+
+// movedAccount drops what a move changes: the home and the time of the
+// change.
+func movedAccount(a Account) Account {
+	a.HomeIssuer, a.UpdatedAt = "", time.Time{}
+	return a
+}
+
+// movedConsents drops what a move changes: the cloud and the services'
+// local client_ids (consents follow the service's sector).
+func movedConsents(in []Consent) []Consent {
+	out := []Consent{}
+	for _, c := range in {
+		c.Issuer, c.ClientID = "", ""
+		out = append(out, c)
+	}
+	return out
 }
 
 func comparableActivity(in []Activity) []Activity {

@@ -54,19 +54,21 @@ var ErrShortPassphrase = fmt.Errorf("passphrase must have at least %d characters
 
 // Input is everything an export needs; the caller loads it from the stores.
 type Input struct {
-	Account         *identity.Account // status, handle, profile, password hash
-	DIDKey          *did.Key          // the custodial key (private)
-	PairwiseSecret  []byte
-	Settings        *privacy.Settings // nil: the defaults
-	Consents        []ConsentRecord   // privacy.Consent plus Issuer, FamilySector, Sector
-	Passkeys        []identity.Passkey
-	Activity        []*privacy.Activity
-	IncludePassword bool
-	Passphrase      string        // at least MinPassphrase characters; refused otherwise
-	Issuer          string        // the exporting cloud
-	CloudKeyID      string        // the cloud's did:web DID URL for its signing key
-	CloudKey        crypto.Signer // the cloud's signing key
-	Now             time.Time     // zero: the current time
+	Account        *identity.Account // status, handle, profile, password hash
+	DIDKey         *did.Key          // the custodial key (private)
+	PairwiseSecret []byte
+	Settings       *privacy.Settings // nil: the defaults
+	Consents       []ConsentRecord   // privacy.Consent plus Issuer, FamilySector, Sector
+	Passkeys       []identity.Passkey
+	// PasskeyUserHandle is the account's WebAuthn user handle, if any.
+	PasskeyUserHandle []byte
+	Activity          []*privacy.Activity
+	IncludePassword   bool
+	Passphrase        string        // at least MinPassphrase characters; refused otherwise
+	Issuer            string        // the exporting cloud
+	CloudKeyID        string        // the cloud's did:web DID URL for its signing key
+	CloudKey          crypto.Signer // the cloud's signing key
+	Now               time.Time     // zero: the current time
 
 	// PBES2Count is the iteration count of the secrets' encryption; zero
 	// means DefaultPBES2Count. Lower counts are refused.
@@ -126,6 +128,9 @@ func buildDocument(in Input) (*Document, error) {
 		Consents:        []Consent{},
 		Passkeys:        []Passkey{},
 		Activity:        []Activity{},
+	}
+	if len(in.PasskeyUserHandle) > 0 {
+		doc.PasskeyUserHandle = in.PasskeyUserHandle
 	}
 	if in.IncludePassword {
 		doc.Account.PasswordHash = a.PasswordHash

@@ -37,6 +37,7 @@ step "fuzz (short runs on the committed seed corpora)"
 for target in FuzzResolve FuzzVerify FuzzWebDocument; do
   go test -run '^$' -fuzz "^$target\$" -fuzztime 5s ./did
 done
+go test -run '^$' -fuzz '^FuzzOpen$' -fuzztime 10s ./portable
 
 step "go test -race ./..."
 go test -race -count=1 "$@" ./...

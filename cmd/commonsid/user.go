@@ -16,7 +16,7 @@ import (
 	"github.com/onecommons/commonsid/identity"
 )
 
-const userUsage = "usage: commonsid user create|list|show|disable|enable|delete [flags] [handle|DID]"
+const userUsage = "usage: commonsid user create|list|show|disable|enable|delete [flags] [handle|DID] | moved --statement FILE"
 
 func runUser(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 {
@@ -33,6 +33,8 @@ func runUser(ctx context.Context, c *cli, args []string) error {
 		return userList(ctx, c, args)
 	case "show", "disable", "enable", "delete":
 		return userOne(ctx, c, sub, args)
+	case "moved":
+		return userMoved(ctx, c, args)
 	}
 	return usagef("unknown user command %q; %s", sub, userUsage)
 }

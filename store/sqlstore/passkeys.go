@@ -182,3 +182,13 @@ func (d *DB) TakeCeremony(ctx context.Context, idHash, kind string, now time.Tim
 	}
 	return c, nil
 }
+
+// GetPasskeyUserHandle returns an account's WebAuthn user handle, or
+// store.ErrNotFound when it has none.
+func (d *DB) GetPasskeyUserHandle(ctx context.Context, did string) ([]byte, error) {
+	var h []byte
+	if err := d.q(ctx).QueryRowContext(ctx, `SELECT user_handle FROM passkey_users WHERE account_did = $1`, did).Scan(&h); err != nil {
+		return nil, fmt.Errorf("passkey user: %w", mapErr(err))
+	}
+	return h, nil
+}

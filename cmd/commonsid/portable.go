@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/oidc"
+	"github.com/onecommons/commonsid/portable"
+)
+
+// cloudServices answers portable's questions about the services here.
+type cloudServices struct{ cl *cloud }
+
+func (s cloudServices) Describe(ctx context.Context, id string) (string, string, bool) {
+	c, err := oidc.LookupClient(ctx, s.cl.db, id)
+	if err != nil {
+		return "", "", false
+	}
+	return c.Sector, c.FamilySector, true
+}
+
+// Match finds the service an exported consent belongs to: the same
+// client_id, else the service of the same sector (for a fork, of the same
+// family sector).
+func (s cloudServices) Match(ctx context.Context, c portable.Consent) (string, bool) {
+	if cl, err := oidc.LookupClient(ctx, s.cl.db, c.ClientID); err == nil && cl.Sector == c.Sector {
+		return cl.ClientID, true
+	}
+	all, err := s.cl.db.ListClients(ctx)
+	if err != nil {
+		return "", false
+	}
+	for _, sc := range all {
+		cl, err := oidc.LookupClient(ctx, s.cl.db, sc.ClientID)
+		if err != nil {
+			continue
+		}
+		if c.Sector != "" && cl.Sector == c.Sector && cl.FamilySector == c.FamilySector {
+			return cl.ClientID, true
+		}
+	}
+	return "", false
+}
+
+func (cl *cloud) portable() *portable.Service {
+	return &portable.Service{Store: cl.db, Accounts: cl.accounts, Keys: cl.keys, Services: cloudServices{cl},
+		Resolver: &did.Resolver{}, Issuer: cl.cfg.Issuer, Now: time.Now}
+}
+
+func runExport(ctx context.Context, c *cli, args []string) error {
+	var out string
+	var pwStdin, includePassword bool
+	cl, fs, err := openForCommand(ctx, c, "export", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "out", "", "file to write (required)")
+		fs.BoolVar(&pwStdin, "passphrase-stdin", false, "read the passphrase (12 characters or more) from standard input (required)")
+		fs.BoolVar(&includePassword, "include-password", false, "include the password hash, so the same password works on the new cloud")
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() != 1 || out == "" || !pwStdin {
+		return usagef("usage: commonsid export <handle|DID> --out FILE --passphrase-stdin [--include-password]")
+	}
+	if _, err := cl.keys.Ensure(ctx, keys.DefaultAlg); err != nil {
+		return err
+	}
+	pass, err := readPassword(c.stdin)
+	if err != nil {
+		return err
+	}
+	a, err := cl.accounts.Lookup(ctx, fs.Arg(0))
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("no account %q", fs.Arg(0))
+		}
+		return err
+	}
+	file, err := cl.portable().Export(ctx, a.DID, pass, includePassword)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, file, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	fmt.Fprintf(c.stdout, "exported %s (%d bytes) to %s\n%s\n", a.Handle, len(file), out, a.DID)
+	return nil
+}
+
+func runImport(ctx context.Context, c *cli, args []string) error {
+	var handle, moveOut string
+	var pwStdin bool
+	cl, fs, err := openForCommand(ctx, c, "import", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&handle, "handle", "", "a new handle, when the exported one is taken here")
+		fs.BoolVar(&pwStdin, "passphrase-stdin", false, "read the export's passphrase from standard input (required)")
+		fs.StringVar(&moveOut, "move-statement", "", "where to write the move statement for the old cloud (default FILE.move)")
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() != 1 || !pwStdin {
+		return usagef("usage: commonsid import FILE --passphrase-stdin [--handle NEW]")
+	}
+	path := fs.Arg(0)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, cause(err))
+	}
+	file, err := io.ReadAll(io.LimitReader(f, portable.DefaultMaxSize+1))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	pass, err := readPassword(c.stdin)
+	if err != nil {
+		return err
+	}
+	im, err := cl.portable().Import(ctx, file, pass, handle)
+	if err != nil {
+		return importError(err)
+	}
+	if moveOut == "" {
+		moveOut = path + ".move"
+	}
+	if err := os.WriteFile(moveOut, []byte(im.MoveStatement+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write the move statement: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "imported %s from %s: %d consents kept, %d for services not registered here\n",
+		im.Account.Handle, im.From, len(im.ConsentsKept), len(im.ConsentsDropped))
+	fmt.Fprintf(c.stdout, "move statement for %s written to %s (give it to: commonsid user moved --statement FILE)\n", im.From, moveOut)
+	fmt.Fprintln(c.stdout, im.Account.DID)
+	return nil
+}
+
+// importError turns the checks' errors into one clear sentence each.
+func importError(err error) error {
+	msgs := []struct {
+		target error
+		msg    string
+	}{
+		{portable.ErrTooLarge, "the file is larger than 50 MiB"},
+		{portable.ErrMalformed, "the file is not a Commons ID export (truncated, or not JSON)"},
+		{portable.ErrDuplicateKey, "the file repeats a JSON key: refused as ambiguous"},
+		{portable.ErrUnknownVersion, "the file's format version is not one this cloud reads"},
+		{portable.ErrBadSignature, "a signature of the file does not verify: it was changed after export"},
+		{portable.ErrWrongKey, "the file is not signed by the key of the account's DID"},
+		{portable.ErrCloudSignature, "the exporting cloud's signature cannot be verified against its did:web document"},
+		{portable.ErrWrongPassphrase, "wrong passphrase"},
+		{portable.ErrKeyMismatch, "the key in the file does not match the account's DID"},
+		{portable.ErrWeakEncryption, "the file's encryption is weaker than this cloud accepts"},
+		{portable.ErrAlreadyPresent, "this account is already on this cloud"},
+		{portable.ErrHandleTaken, "the handle is taken on this cloud: choose another with --handle NEW"},
+	}
+	for _, m := range msgs {
+		if errors.Is(err, m.target) {
+			return fmt.Errorf("%s (%v)", m.msg, err)
+		}
+	}
+	var ve *identity.ValidationError
+	if errors.As(err, &ve) {
+		return err
+	}
+	return err
+}
+
+// userMoved records, from a move statement, that an account now lives on
+// another cloud: its tokens and sessions here are revoked and a login shows
+// where it went.
+func userMoved(ctx context.Context, c *cli, args []string) error {
+	var statement string
+	cl, fs, err := openForCommand(ctx, c, "user moved", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&statement, "statement", "", "the move statement the new cloud wrote at import (required)")
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if statement == "" || fs.NArg() > 0 {
+		return usagef("usage: commonsid user moved --statement FILE")
+	}
+	raw, err := os.ReadFile(statement)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", statement, cause(err))
+	}
+	m, err := portable.VerifyMoveStatement(ctx, &did.Resolver{}, string(raw), cl.cfg.Issuer)
+	if err != nil {
+		return err
+	}
+	a, err := cl.db.GetAccount(ctx, m.DID)
+	if err != nil {
+		if isNotFound(err) {
+			return fmt.Errorf("no account %s on this cloud", m.DID)
+		}
+		return err
+	}
+	err = cl.db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
+			return err
+		}
+		if _, err := cl.db.DeleteSessionsOf(ctx, a.DID, ""); err != nil {
+			return err
+		}
+		if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
+			return err
+		}
+		return cl.accounts.MarkMoved(ctx, a.DID, m.To)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "account %s moved to %s: its tokens and sessions here are revoked\n", a.Handle, m.To)
+	return nil
+}

@@ -1,0 +1,242 @@
+package portable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/store"
+)
+
+// Store is what exporting and importing need from storage.
+type Store interface {
+	identity.Store
+	privacy.Store
+	PutPasskeyUser(ctx context.Context, accountDID string, handle []byte) ([]byte, error)
+	GetPasskeyUserHandle(ctx context.Context, accountDID string) ([]byte, error)
+	CreatePasskey(ctx context.Context, p *identity.Passkey) error
+	ListPasskeys(ctx context.Context, accountDID string) ([]*identity.Passkey, error)
+}
+
+// Services tells what this cloud knows about services, to key consents on
+// export and to match them on import.
+type Services interface {
+	// Describe returns a client's pairwise sector and, for a fork, its
+	// family's sector.
+	Describe(ctx context.Context, clientID string) (sector, familySector string, ok bool)
+	// Match finds the service here that an exported consent belongs to: the
+	// same client_id, else one of the same family sector or sector.
+	Match(ctx context.Context, c Consent) (clientID string, ok bool)
+}
+
+// Service exports and imports accounts of this cloud.
+type Service struct {
+	Store    Store
+	Accounts *identity.Service
+	Keys     *keys.Manager
+	Services Services
+	Resolver *did.Resolver
+	Issuer   string
+	Now      func() time.Time
+	// PBES2Count overrides the passphrase iteration count (tests only lower
+	// it where the package allows).
+	PBES2Count int
+}
+
+// ErrNotHome reports an account this cloud is not home to.
+var ErrNotHome = errors.New("this cloud is not the account's home")
+
+// Export builds the export file of an account.
+func (s *Service) Export(ctx context.Context, accountDID, passphrase string, includePassword bool) ([]byte, error) {
+	a, err := s.Store.GetAccount(ctx, accountDID)
+	if err != nil {
+		return nil, err
+	}
+	if a.Status != identity.StatusActive && a.Status != identity.StatusDisabled {
+		return nil, fmt.Errorf("%w: account %s is %s", ErrNotHome, a.Handle, a.Status)
+	}
+	key, err := s.Accounts.SigningKey(a)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := s.Accounts.PairwiseSecret(a)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := s.Store.GetSettings(ctx, a.DID)
+	if errors.Is(err, store.ErrNotFound) {
+		settings, err = privacy.DefaultSettings(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	consents, err := s.Store.ListConsents(ctx, a.DID)
+	if err != nil {
+		return nil, err
+	}
+	var records []ConsentRecord
+	for _, c := range consents {
+		r := ConsentRecord{Consent: *c, Issuer: s.Issuer}
+		r.Sector, r.FamilySector, _ = s.Services.Describe(ctx, c.ClientID)
+		records = append(records, r)
+	}
+	pks, err := s.Store.ListPasskeys(ctx, a.DID)
+	if err != nil {
+		return nil, err
+	}
+	var passkeys []identity.Passkey
+	for _, p := range pks {
+		passkeys = append(passkeys, *p)
+	}
+	handle, err := s.Store.GetPasskeyUserHandle(ctx, a.DID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	var activity []*privacy.Activity
+	for before := int64(0); ; {
+		page, err := s.Store.ListActivity(ctx, a.DID, before, 1000)
+		if err != nil {
+			return nil, err
+		}
+		activity = append(activity, page...)
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].ID
+	}
+	// Oldest first in the file, as the log was written.
+	for i, j := 0, len(activity)-1; i < j; i, j = i+1, j-1 {
+		activity[i], activity[j] = activity[j], activity[i]
+	}
+	signer, err := s.Keys.Active(ctx, keys.DefaultAlg)
+	if err != nil {
+		return nil, err
+	}
+	cloudDID, err := did.WebDID(s.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	file, err := Export(Input{
+		Account: a, DIDKey: key, PairwiseSecret: secret, Settings: settings, Consents: records,
+		Passkeys: passkeys, PasskeyUserHandle: handle, Activity: activity, IncludePassword: includePassword,
+		Passphrase: passphrase, Issuer: s.Issuer, CloudKeyID: cloudDID + "#" + signer.KID, CloudKey: signer.Key,
+		Now: s.Now(), PBES2Count: s.PBES2Count,
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.Store.AppendActivity(ctx, &privacy.Activity{AccountDID: a.DID, At: s.Now().UTC(), Kind: "exported",
+		Detail: map[string]any{"password_included": includePassword, "bytes": len(file)}})
+	return file, err
+}
+
+// Errors of an import beyond those of Open.
+var (
+	ErrAlreadyPresent = errors.New("this account is already on this cloud")
+	ErrHandleTaken    = errors.New("the handle is taken on this cloud: choose another with --handle")
+)
+
+// Imported is the result of an import.
+type Imported struct {
+	Account         *identity.Account
+	From            string   // the cloud the file came from
+	ConsentsKept    []string // client_ids here
+	ConsentsDropped []string // exported client_ids with no matching service here
+	MoveStatement   string   // signed by the account DID key, for the old cloud
+}
+
+// Import verifies an export file and, in one transaction, makes this cloud
+// the account's home. Nothing is written when any check fails.
+func (s *Service) Import(ctx context.Context, file []byte, passphrase, newHandle string) (*Imported, error) {
+	op, err := Open(ctx, file, passphrase, VerifyOptions{Resolver: s.Resolver})
+	if err != nil {
+		return nil, err
+	}
+	doc := op.Document
+	if strings.TrimRight(doc.Issuer, "/") == strings.TrimRight(s.Issuer, "/") {
+		return nil, fmt.Errorf("%w: the file was exported by this cloud", ErrAlreadyPresent)
+	}
+	handle := doc.Account.Handle
+	if newHandle != "" {
+		if handle, err = identity.NormalizeHandle(newHandle); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := s.Store.GetAccount(ctx, doc.Account.DID); err == nil {
+		return nil, fmt.Errorf("%w (%s)", ErrAlreadyPresent, doc.Account.DID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if _, err := s.Store.GetAccountByHandle(ctx, handle); err == nil {
+		return nil, fmt.Errorf("%w (%s)", ErrHandleTaken, handle)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	sealedKey, sealedSecret, err := s.Accounts.SealSecrets(op.DIDKey, op.PairwiseSecret)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now().UTC()
+	a := doc.IdentityAccount()
+	a.Handle, a.Status, a.HomeIssuer = handle, identity.StatusActive, s.Issuer
+	a.DIDKeySealed, a.PairwiseSecretSealed, a.UpdatedAt = sealedKey, sealedSecret, now
+	out := &Imported{Account: a, From: doc.Issuer}
+	err = s.Store.InTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.CreateAccount(ctx, a); err != nil {
+			var dup *store.DuplicateError
+			if errors.As(err, &dup) && dup.Field == "handle" {
+				return fmt.Errorf("%w (%s)", ErrHandleTaken, handle)
+			}
+			return err
+		}
+		if doc.PrivacySettings != nil {
+			if err := s.Store.PutSettings(ctx, a.DID, doc.PrivacySettings, now); err != nil {
+				return err
+			}
+		}
+		for _, c := range doc.Consents {
+			clientID, ok := s.Services.Match(ctx, c)
+			if !ok {
+				out.ConsentsDropped = append(out.ConsentsDropped, c.ClientID)
+				continue
+			}
+			pc := &privacy.Consent{AccountDID: a.DID, ClientID: clientID, Scopes: c.Scopes, Claims: c.Claims,
+				SubjectSector: c.SubjectSector, GrantedAt: c.GrantedAt, UpdatedAt: c.UpdatedAt, ExpiresAt: c.ExpiresAt}
+			if err := s.Store.PutConsent(ctx, pc); err != nil {
+				return err
+			}
+			out.ConsentsKept = append(out.ConsentsKept, clientID)
+		}
+		if len(doc.PasskeyUserHandle) > 0 {
+			if _, err := s.Store.PutPasskeyUser(ctx, a.DID, doc.PasskeyUserHandle); err != nil {
+				return err
+			}
+			for _, p := range doc.IdentityPasskeys() {
+				p.AccountDID = a.DID
+				if err := s.Store.CreatePasskey(ctx, &p); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range doc.PrivacyActivity() {
+			e.AccountDID = a.DID
+			if err := s.Store.AppendActivity(ctx, e); err != nil {
+				return err
+			}
+		}
+		return s.Store.AppendActivity(ctx, &privacy.Activity{AccountDID: a.DID, At: now, Kind: ActivityImported,
+			Detail: map[string]any{"from": doc.Issuer, "exported_at": doc.ExportedAt.Format(time.RFC3339),
+				"consents_kept": len(out.ConsentsKept), "consents_dropped": len(out.ConsentsDropped)}})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.MoveStatement, err = MakeMoveStatement(op.DIDKey, doc.Issuer, s.Issuer, now)
+	return out, err
+}
