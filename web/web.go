@@ -21,6 +21,7 @@ import (
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
+	"github.com/onecommons/commonsid/portable"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -31,7 +32,7 @@ var embedded embed.FS
 // pages are parsed at start-up, each as base + page.
 var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "logout", "logged_out",
 	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
-	"account_security", "account_data", "account_deleted", "moved"}
+	"account_security", "account_data", "account_deleted", "moved", "imported"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
@@ -86,6 +87,9 @@ type Handler struct {
 	Limits        *limits.Limits
 	// PrivacySvc applies settings changes and revocations.
 	PrivacySvc *privacy.Service
+	// Portable exports and imports accounts ("Download my identity",
+	// "Bring my identity"); nil hides both.
+	Portable *portable.Service
 	// Services describes a service by client_id for the dashboard.
 	Services func(ctx context.Context, clientID string) (*ServiceInfo, error)
 	// WebAuthn, Passkeys and Ceremonies enable passkeys; with any of them
@@ -106,6 +110,7 @@ func (h *Handler) Mount(r chi.Router) {
 		r.With(crossOrigin, h.Limits.PerIP(30, time.Minute, false), h.Limits.PerFormField("username", 10, 5*time.Minute)).
 			Method(http.MethodPost, "/login", h.wrap(h.login))
 		h.mountAccount(r)
+		h.mountPortable(r)
 		h.mountPasskeys(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/did"
-	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/portable"
@@ -143,31 +141,8 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 
 // importError turns the checks' errors into one clear sentence each.
 func importError(err error) error {
-	msgs := []struct {
-		target error
-		msg    string
-	}{
-		{portable.ErrTooLarge, "the file is larger than 50 MiB"},
-		{portable.ErrMalformed, "the file is not a Commons ID export (truncated, or not JSON)"},
-		{portable.ErrDuplicateKey, "the file repeats a JSON key: refused as ambiguous"},
-		{portable.ErrUnknownVersion, "the file's format version is not one this cloud reads"},
-		{portable.ErrBadSignature, "a signature of the file does not verify: it was changed after export"},
-		{portable.ErrWrongKey, "the file is not signed by the key of the account's DID"},
-		{portable.ErrCloudSignature, "the exporting cloud's signature cannot be verified against its did:web document"},
-		{portable.ErrWrongPassphrase, "wrong passphrase"},
-		{portable.ErrKeyMismatch, "the key in the file does not match the account's DID"},
-		{portable.ErrWeakEncryption, "the file's encryption is weaker than this cloud accepts"},
-		{portable.ErrAlreadyPresent, "this account is already on this cloud"},
-		{portable.ErrHandleTaken, "the handle is taken on this cloud: choose another with --handle NEW"},
-	}
-	for _, m := range msgs {
-		if errors.Is(err, m.target) {
-			return fmt.Errorf("%s (%v)", m.msg, err)
-		}
-	}
-	var ve *identity.ValidationError
-	if errors.As(err, &ve) {
-		return err
+	if msg := portable.Explain(err); msg != "" {
+		return fmt.Errorf("%s (%v)", msg, err)
 	}
 	return err
 }
