@@ -893,7 +893,15 @@ func (h *Handler) deleteAccount(r *http.Request, password string) error {
 		if err := h.Privacy.ForgetAccount(ctx, m.acct.DID); err != nil {
 			return err
 		}
-		return h.Accounts.Delete(ctx, m.acct.DID)
+		if err := h.Accounts.Delete(ctx, m.acct.DID); err != nil {
+			return err
+		}
+		if h.Events == nil {
+			return nil
+		}
+		// For the peers that replicate this account: the DID and the
+		// handle of the tombstone, nothing else.
+		return h.Events.AppendEvent(ctx, "account.deleted", m.acct.DID, h.Now().UTC(), map[string]any{"handle": m.acct.Handle})
 	})
 }
 

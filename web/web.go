@@ -87,6 +87,11 @@ type Handler struct {
 	Limits        *limits.Limits
 	// PrivacySvc applies settings changes and revocations.
 	PrivacySvc *privacy.Service
+	// Events records what peers replicate (account.deleted…); nil records
+	// nothing.
+	Events interface {
+		AppendEvent(ctx context.Context, typ, accountDID string, at time.Time, payload map[string]any) error
+	}
 	// Portable exports and imports accounts ("Download my identity",
 	// "Bring my identity"); nil hides both.
 	Portable *portable.Service

@@ -250,6 +250,10 @@ func TestDashboard(t *testing.T) {
 				t.Fatalf("deleted account still signed in: %d", st)
 			}
 			assertForgotten(t, cl.db.SQL(), did, []string{"alice@example.org", "alice@wonderland.example", "Alice Liddell", "$argon2id$"})
+			evs, err := cl.db.ListEvents(ctx, 0, 100)
+			if err != nil || len(evs) != 1 || evs[0].Type != "account.deleted" || evs[0].AccountDID != did {
+				t.Fatalf("no deletion event for the federation: %+v %v", evs, err)
+			}
 			if r := l.env.run(t, "another one 123\n", "user", "create", "--username", "alice", "--password-stdin"); r.code == 0 {
 				t.Fatal("the handle of a deleted account was taken over")
 			}
@@ -288,7 +292,7 @@ func assertForgotten(t *testing.T, db *sql.DB, did string, values []string) {
 					t.Errorf("table %s still holds %q: %s", table, v, s)
 				}
 			}
-			if strings.Contains(s, did) && table != "accounts" {
+			if strings.Contains(s, did) && table != "accounts" && !(table == "events" && strings.Contains(s, "account.deleted")) {
 				t.Errorf("table %s still refers to the deleted DID: %s", table, s)
 			}
 			if table == "accounts" && strings.Contains(s, did) && !strings.Contains(s, "deleted") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
@@ -187,7 +188,10 @@ func userMoved(ctx context.Context, c *cli, args []string) error {
 		if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
 			return err
 		}
-		return cl.accounts.MarkMoved(ctx, a.DID, m.To)
+		if err := cl.accounts.MarkMoved(ctx, a.DID, m.To); err != nil {
+			return err
+		}
+		return cl.db.AppendEvent(ctx, "account.moved", a.DID, time.Now().UTC(), map[string]any{"to": m.To, "statement": strings.TrimSpace(string(raw))})
 	})
 	if err != nil {
 		return err

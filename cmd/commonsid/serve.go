@@ -77,7 +77,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Cloud: cloudDID, WebDir: cfg.WebDir, SecureCookies: strings.HasPrefix(cfg.Issuer, "https://"), Now: time.Now, Limits: lim,
 		PrivacySvc: &privacy.Service{Store: cl.db, Grants: cl.db, Now: time.Now},
 		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) },
-		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable()}
+		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable(), Events: cl.db}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,

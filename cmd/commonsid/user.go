@@ -244,7 +244,21 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	case "enable":
 		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
 	case "delete":
-		err = cl.accounts.Delete(ctx, a.DID)
+		err = cl.db.InTx(ctx, func(ctx context.Context) error {
+			if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
+				return err
+			}
+			if _, err := cl.db.DeleteSessionsOf(ctx, a.DID, ""); err != nil {
+				return err
+			}
+			if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
+				return err
+			}
+			if err := cl.accounts.Delete(ctx, a.DID); err != nil {
+				return err
+			}
+			return cl.db.AppendEvent(ctx, "account.deleted", a.DID, time.Now().UTC(), map[string]any{"handle": a.Handle})
+		})
 	}
 	if err != nil {
 		return err
