@@ -255,5 +255,9 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) now() time.Time { return p.Now().UTC() }
 
+// TokensRevoked empties the provider's access-token cache; the store calls
+// it whenever access tokens may have been revoked.
+func (p *Provider) TokensRevoked() { p.fstore.access.flush() }
+
 // context helper for background work that must outlive the request.
 func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

@@ -30,6 +30,49 @@ type fositeStore struct {
 	refreshClaims func(ctx context.Context, r fosite.Requester) error
 
 	clients clientCache
+	access  accessCache
+}
+
+// accessCache keeps decoded access-token grants for a second: introspection
+// and UserInfo look the same token up again and again. It is emptied at
+// once whenever access tokens may have been revoked (in this process, or
+// announced by another through the store); the second bounds what a missed
+// announcement could leave.
+type accessCache struct {
+	mu sync.Mutex
+	m  map[string]cachedGrant
+}
+
+type cachedGrant struct {
+	req *fosite.Request
+	at  time.Time
+}
+
+const accessTTL = time.Second
+
+func (c *accessCache) get(sig string, now time.Time) (*fosite.Request, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[sig]
+	if !ok || now.Sub(e.at) > accessTTL {
+		return nil, false
+	}
+	return e.req, true
+}
+
+func (c *accessCache) put(sig string, r *fosite.Request, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 100000 {
+		c.m = map[string]cachedGrant{}
+	}
+	c.m[sig] = cachedGrant{r, now}
+}
+
+func (c *accessCache) flush() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
 }
 
 // clientCache keeps clients for a few seconds: every token, introspection
@@ -211,7 +254,32 @@ func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, 
 }
 
 func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
-	return s.get(ctx, KindAccess, sig, session, fosite.ErrInactiveToken)
+	now := time.Now()
+	if r, ok := s.access.get(sig, now); ok {
+		// A copy: the caller's session gets the grant's, and nothing the
+		// caller changes reaches the cache.
+		cp := *r
+		sess := *r.Session.(*Session)
+		if dst, ok := session.(*Session); ok {
+			*dst = sess
+			cp.Session = dst
+		} else {
+			cp.Session = &sess
+		}
+		return &cp, nil
+	}
+	req, err := s.get(ctx, KindAccess, sig, session, fosite.ErrInactiveToken)
+	if err == nil {
+		if fr, ok := req.(*fosite.Request); ok {
+			if _, ok := fr.Session.(*Session); ok {
+				cp := *fr
+				sess := *fr.Session.(*Session)
+				cp.Session = &sess
+				s.access.put(sig, &cp, now)
+			}
+		}
+	}
+	return req, err
 }
 
 func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {

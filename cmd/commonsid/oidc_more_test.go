@@ -189,3 +189,41 @@ func TestPrivateKeyJWT(t *testing.T) {
 		t.Fatalf("replayed assertion accepted: %v", out)
 	}
 }
+
+// TestRevocationAcrossReplicas: two replicas on one PostgreSQL database; a
+// token revoked through one is inactive at the other (announced with
+// LISTEN/NOTIFY, which empties the other's token cache).
+func TestRevocationAcrossReplicas(t *testing.T) {
+	ctx := context.Background()
+	e1 := postgresEnv(t)
+	e2 := env{}
+	for k, v := range e1 {
+		e2[k] = v
+	}
+	r1, r2 := startLive(t, e1), startLive(t, e2)
+	r1.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
+	app := newRP(t, r1, "replicated", nil)
+	v := oauth2.GenerateVerifier()
+	tok, err := app.conf.Exchange(ctx, codeFor(t, newBrowser(t), app, v), oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	intro := func(base string) any {
+		_, in := postForm(t, base+"/introspect", url.Values{"token": {tok.AccessToken}}, app.conf.ClientID, app.conf.ClientSecret)
+		return in["active"]
+	}
+	if intro(r2.base) != true || intro(r2.base) != true { // the second answer comes from r2's cache
+		t.Fatal("the token is not active at the second replica")
+	}
+	if st, _ := postForm(t, r1.base+"/revoke", url.Values{"token": {tok.AccessToken}}, app.conf.ClientID, app.conf.ClientSecret); st != 200 {
+		t.Fatalf("revoke: %d", st)
+	}
+	start := time.Now()
+	for intro(r2.base) != false {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the second replica still says active")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("inactive at the second replica after %s", time.Since(start).Round(time.Millisecond))
+}

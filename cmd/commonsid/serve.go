@@ -86,6 +86,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	cl.db.OnTokensRevoked(provider.TokensRevoked)
+	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
 		Areas: []server.Mounter{pages, provider},

@@ -58,6 +58,9 @@ type DB struct {
 	pg *pgx.ConnConfig
 	// wmu serialises writes on SQLite (nil on PostgreSQL).
 	wmu *sync.Mutex
+
+	subMu sync.Mutex
+	subs  []func() // called when access tokens may have been revoked
 }
 
 // ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.

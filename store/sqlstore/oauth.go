@@ -76,7 +76,7 @@ func (d *DB) DeleteClient(ctx context.Context, id string) error {
 		if _, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE client_id = $1`, id); err != nil {
 			return fmt.Errorf("delete tokens of client: %w", err)
 		}
-		return nil
+		return d.tokensRevoked(ctx)
 	})
 }
 
@@ -139,6 +139,9 @@ func (d *DB) DeleteOAuthRequest(ctx context.Context, kind, sig string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("%s: %w", kind, store.ErrNotFound)
 	}
+	if kind == oidc.KindAccess {
+		return d.tokensRevoked(ctx)
+	}
 	return nil
 }
 
@@ -160,6 +163,9 @@ func (d *DB) DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID
 	if err != nil {
 		return fmt.Errorf("delete %s of grant: %w", kind, err)
 	}
+	if kind == oidc.KindAccess {
+		return d.tokensRevoked(ctx)
+	}
 	return nil
 }
 
@@ -168,6 +174,9 @@ func (d *DB) DeactivateOAuthRequestsByRequestID(ctx context.Context, kind, reque
 	_, err := d.q(ctx).ExecContext(ctx, `UPDATE oauth_requests SET active = $3 WHERE kind = $1 AND request_id = $2`, kind, requestID, false)
 	if err != nil {
 		return fmt.Errorf("deactivate %s of grant: %w", kind, err)
+	}
+	if kind == oidc.KindAccess {
+		return d.tokensRevoked(ctx)
 	}
 	return nil
 }
@@ -179,7 +188,7 @@ func (d *DB) DeleteGrantsOf(ctx context.Context, subject, clientID string) (int,
 		return 0, fmt.Errorf("delete grants: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return int(n), nil
+	return int(n), d.tokensRevoked(ctx)
 }
 
 // DeleteAllGrantsOf deletes every code and token issued for an account.
@@ -189,7 +198,7 @@ func (d *DB) DeleteAllGrantsOf(ctx context.Context, subject string) (int, error)
 		return 0, fmt.Errorf("delete grants: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return int(n), nil
+	return int(n), d.tokensRevoked(ctx)
 }
 
 // UseClientAssertionJTI records a client assertion's jti once.

@@ -1,0 +1,82 @@
+package sqlstore
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// tokenChannel is the PostgreSQL channel on which a revocation of access
+// tokens is announced, so that every replica drops its cached ones.
+const tokenChannel = "commonsid_tokens"
+
+// OnTokensRevoked registers fn, called whenever access tokens may have been
+// revoked: at once in this process, and (PostgreSQL, with ListenTokens
+// running) when any process commits a revocation.
+func (d *DB) OnTokensRevoked(fn func()) {
+	d.subMu.Lock()
+	defer d.subMu.Unlock()
+	d.subs = append(d.subs, fn)
+}
+
+func (d *DB) fireTokensRevoked() {
+	d.subMu.Lock()
+	subs := append([]func(){}, d.subs...)
+	d.subMu.Unlock()
+	for _, fn := range subs {
+		fn()
+	}
+}
+
+// tokensRevoked announces a revocation made through ctx (inside its
+// transaction, if any: PostgreSQL delivers the notification at commit).
+func (d *DB) tokensRevoked(ctx context.Context) error {
+	d.fireTokensRevoked()
+	if d.dialect != Postgres {
+		return nil
+	}
+	_, err := d.q(ctx).ExecContext(ctx, `SELECT pg_notify('`+tokenChannel+`', '')`)
+	return err
+}
+
+// ListenTokens follows revocations announced by every process on
+// PostgreSQL until ctx ends, reconnecting after errors. On SQLite it
+// returns at once (one server process; other processes' revocations reach
+// caches through their short lifetime).
+func (d *DB) ListenTokens(ctx context.Context, log *slog.Logger) {
+	if d.dialect != Postgres {
+		return
+	}
+	for ctx.Err() == nil {
+		err := d.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("listening for token revocations", "err", err)
+		d.fireTokensRevoked() // notifications may have been missed
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (d *DB) listen(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, d.pg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+tokenChannel); err != nil {
+		return err
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		d.fireTokensRevoked()
+	}
+}
