@@ -105,12 +105,19 @@ func (d *DB) AppendActivity(ctx context.Context, a *privacy.Activity) error {
 			return fmt.Errorf("activity detail: %w", err)
 		}
 	}
-	// In a transaction, so that SQLite's writer lock covers the RETURNING row.
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO activity (account_did, at, kind, client_id, detail, ip, user_agent)
+	insert := func(q querier) error {
+		return q.QueryRowContext(ctx, `INSERT INTO activity (account_did, at, kind, client_id, detail, ip, user_agent)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
 			a.AccountDID, toMicros(a.At), a.Kind, a.ClientID, string(detail), a.IP, a.UserAgent).Scan(&a.ID)
-	})
+	}
+	var err error
+	if _, inTx := txOf(ctx); inTx || d.wmu == nil {
+		err = insert(d.q(ctx))
+	} else {
+		// SQLite outside a transaction: a transaction, so that the writer
+		// lock covers the RETURNING row.
+		err = d.tx(ctx, func(tx *sql.Tx) error { return insert(tx) })
+	}
 	if err != nil {
 		return fmt.Errorf("append activity: %w", err)
 	}
