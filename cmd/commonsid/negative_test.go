@@ -302,6 +302,23 @@ func TestNegative(t *testing.T) {
 			t.Fatalf("public client with PKCE: %v", err)
 		}
 	})
+	t.Run("disabling an account revokes its tokens", func(t *testing.T) {
+		l.env.must(t, "correct horse battery\n", "user", "create", "--username", "dora", "--password-stdin")
+		svc := newRP(t, l, "dora-app", nil)
+		v := oauth2.GenerateVerifier()
+		p := newBrowser(t).authorize(svc.conf.AuthCodeURL(randString(12), oauth2.S256ChallengeOption(v)), "dora", "correct horse battery", nil)
+		tok, err := svc.conf.Exchange(ctx, p.url.Query().Get("code"), oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.env.must(t, "", "user", "disable", "dora")
+		if _, in := postForm(t, l.base+"/introspect", url.Values{"token": {tok.AccessToken}}, svc.conf.ClientID, svc.conf.ClientSecret); in["active"] != false {
+			t.Fatalf("a disabled account's token is active: %v", in)
+		}
+		if st, e := postForm(t, l.base+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, svc.conf.ClientID, svc.conf.ClientSecret); st != 400 || e["error"] != "invalid_grant" {
+			t.Fatalf("a disabled account refreshed: %d %v", st, e)
+		}
+	})
 	t.Run("client credentials", func(t *testing.T) {
 		reg := register(t, ctx, l.base, map[string]any{"client_name": "worker", "grant_types": []string{"client_credentials"}, "scope": "reports.read"})
 		id, secret := reg["client_id"].(string), reg["client_secret"].(string)

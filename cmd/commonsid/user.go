@@ -240,7 +240,18 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 		fmt.Fprintln(c.stdout, string(b))
 		return nil
 	case "disable":
-		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled)
+		// A disabled account signs in nowhere: its sessions end and its
+		// tokens are revoked with the change.
+		err = cl.db.InTx(ctx, func(ctx context.Context) error {
+			if err := cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled); err != nil {
+				return err
+			}
+			if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
+				return err
+			}
+			_, err := cl.db.DeleteSessionsOf(ctx, a.DID, "")
+			return err
+		})
 	case "enable":
 		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
 	case "delete":
