@@ -116,6 +116,7 @@ func (h *Handler) Mount(r chi.Router) {
 			Method(http.MethodPost, "/login", h.wrap(h.login))
 		h.mountAccount(r)
 		h.mountPortable(r)
+		r.Get("/dids/{did}", h.accountDIDDocument)
 		h.mountPasskeys(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))

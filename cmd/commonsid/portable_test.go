@@ -147,6 +147,21 @@ func TestMoveBetweenClouds(t *testing.T) {
 	if show := a.env.must(t, "", "user", "show", did); !strings.Contains(show, `"status": "moved"`) || !strings.Contains(show, b.base) || strings.Contains(show, "alice@example.org") {
 		t.Fatalf("old cloud after the move: %s", show)
 	}
+	// Both clouds' view of the account's DID document names the new home.
+	for _, c := range []*live{a, b} {
+		p := newBrowser(t).get(c.base + "/dids/" + url.PathEscape(did))
+		var doc struct {
+			ID      string `json:"id"`
+			Service []struct {
+				Type     string `json:"type"`
+				Endpoint string `json:"serviceEndpoint"`
+			} `json:"service"`
+		}
+		json.Unmarshal([]byte(p.body), &doc)
+		if p.status != 200 || doc.ID != did || len(doc.Service) != 1 || doc.Service[0].Endpoint != b.base {
+			t.Fatalf("%s/dids/%s: %d %s", c.base, did, p.status, p.body)
+		}
+	}
 	p := newBrowser(t).post(a.base+"/login", url.Values{"username": {"alice"}, "password": {pw}})
 	if p.status != 410 || !strings.Contains(p.body, b.base) {
 		t.Fatalf("login on the old cloud: %d\n%s", p.status, p.body)
