@@ -19,6 +19,7 @@ var explanations = []struct {
 	{ErrWeakEncryption, "the file's encryption is weaker than this cloud accepts"},
 	{ErrShortPassphrase, "the passphrase must be at least 12 characters"},
 	{ErrAlreadyPresent, "this account is already on this cloud"},
+	{ErrOlderExport, "the file is older than the account on this cloud: a replayed export would undo later changes"},
 	{ErrHandleTaken, "the handle is taken on this cloud: choose another"},
 }
 

@@ -116,7 +116,7 @@ func buildDocument(in Input) (*Document, error) {
 	}
 	doc := &Document{
 		Format:     Format,
-		ExportedAt: now.UTC().Truncate(time.Second),
+		ExportedAt: now.UTC(),
 		Issuer:     in.Issuer,
 		CloudDID:   cloudDID,
 		Account: Account{

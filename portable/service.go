@@ -151,9 +151,25 @@ type Imported struct {
 	MoveStatement   string   // signed by the account DID key, for the old cloud
 }
 
+// ImportOptions change how an import treats what is already here.
+type ImportOptions struct {
+	// Handle replaces the exported handle (when it is taken here).
+	Handle string
+	// Merge updates an account already homed here from a newer export of
+	// it; without it such an import is refused.
+	Merge bool
+}
+
+// ErrOlderExport reports an export older than the account here: a replayed
+// file would undo later changes.
+var ErrOlderExport = errors.New("the file is older than the account on this cloud")
+
 // Import verifies an export file and, in one transaction, makes this cloud
-// the account's home. Nothing is written when any check fails.
-func (s *Service) Import(ctx context.Context, file []byte, passphrase, newHandle string) (*Imported, error) {
+// the account's home. An account that moved away from here and comes back
+// takes its place again; one homed here is updated only with Merge and a
+// newer file. Nothing is written when any check fails.
+func (s *Service) Import(ctx context.Context, file []byte, passphrase string, opt ImportOptions) (*Imported, error) {
+	newHandle := opt.Handle
 	op, err := Open(ctx, file, passphrase, VerifyOptions{Resolver: s.Resolver})
 	if err != nil {
 		return nil, err
@@ -168,14 +184,28 @@ func (s *Service) Import(ctx context.Context, file []byte, passphrase, newHandle
 			return nil, err
 		}
 	}
-	if _, err := s.Store.GetAccount(ctx, doc.Account.DID); err == nil {
-		return nil, fmt.Errorf("%w (%s)", ErrAlreadyPresent, doc.Account.DID)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	existing, err := s.Store.GetAccount(ctx, doc.Account.DID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		existing = nil
+	case err != nil:
 		return nil, err
+	case existing.Status == identity.StatusMoved:
+		// Coming back: the pointer left here is replaced.
+	case existing.Status == identity.StatusDeleted:
+		return nil, fmt.Errorf("%w: the account was deleted here (%s)", ErrAlreadyPresent, doc.Account.DID)
+	case !opt.Merge:
+		return nil, fmt.Errorf("%w (%s); to update it from a newer export, merge", ErrAlreadyPresent, doc.Account.DID)
+	case !doc.ExportedAt.After(existing.UpdatedAt):
+		return nil, fmt.Errorf("%w: exported %s, changed here %s", ErrOlderExport,
+			doc.ExportedAt.Format(time.RFC3339), existing.UpdatedAt.Format(time.RFC3339))
 	}
-	if _, err := s.Store.GetAccountByHandle(ctx, handle); err == nil {
+	if existing != nil && newHandle == "" {
+		handle = existing.Handle
+	}
+	if other, err := s.Store.GetAccountByHandle(ctx, handle); err == nil && other.DID != doc.Account.DID {
 		return nil, fmt.Errorf("%w (%s)", ErrHandleTaken, handle)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	sealedKey, sealedSecret, err := s.Accounts.SealSecrets(op.DIDKey, op.PairwiseSecret)
@@ -188,12 +218,32 @@ func (s *Service) Import(ctx context.Context, file []byte, passphrase, newHandle
 	a.DIDKeySealed, a.PairwiseSecretSealed, a.UpdatedAt = sealedKey, sealedSecret, now
 	out := &Imported{Account: a, From: doc.Issuer}
 	err = s.Store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateAccount(ctx, a); err != nil {
+		var err error
+		if existing == nil {
+			err = s.Store.CreateAccount(ctx, a)
+		} else {
+			err = s.Store.UpdateAccount(ctx, a.DID, func(x *identity.Account) error {
+				created := x.CreatedAt
+				*x = *a
+				x.CreatedAt = created
+				if x.PasswordHash == "" && existing.Status != identity.StatusMoved {
+					x.PasswordHash = existing.PasswordHash // not in the file: keep the one here
+				}
+				return nil
+			})
+		}
+		if err != nil {
 			var dup *store.DuplicateError
 			if errors.As(err, &dup) && dup.Field == "handle" {
 				return fmt.Errorf("%w (%s)", ErrHandleTaken, handle)
 			}
 			return err
+		}
+		var since time.Time // activity already here is not written twice
+		if existing != nil {
+			if last, err := s.Store.ListActivity(ctx, a.DID, 0, 1); err == nil && len(last) == 1 {
+				since = last[0].At
+			}
 		}
 		if doc.PrivacySettings != nil {
 			if err := s.Store.PutSettings(ctx, a.DID, doc.PrivacySettings, now); err != nil {
@@ -220,18 +270,24 @@ func (s *Service) Import(ctx context.Context, file []byte, passphrase, newHandle
 			for _, p := range doc.IdentityPasskeys() {
 				p.AccountDID = a.DID
 				if err := s.Store.CreatePasskey(ctx, &p); err != nil {
+					if existing != nil && errors.Is(err, store.ErrAlreadyExists) {
+						continue // already here
+					}
 					return err
 				}
 			}
 		}
 		for _, e := range doc.PrivacyActivity() {
+			if !e.At.After(since) {
+				continue
+			}
 			e.AccountDID = a.DID
 			if err := s.Store.AppendActivity(ctx, e); err != nil {
 				return err
 			}
 		}
 		return s.Store.AppendActivity(ctx, &privacy.Activity{AccountDID: a.DID, At: now, Kind: ActivityImported,
-			Detail: map[string]any{"from": doc.Issuer, "exported_at": doc.ExportedAt.Format(time.RFC3339),
+			Detail: map[string]any{"from": doc.Issuer, "exported_at": doc.ExportedAt.Format(time.RFC3339), "merged": existing != nil,
 				"consents_kept": len(out.ConsentsKept), "consents_dropped": len(out.ConsentsDropped)}})
 	})
 	if err != nil {

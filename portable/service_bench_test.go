@@ -116,7 +116,7 @@ func BenchmarkMoveStored(b *testing.B) {
 					dst := cloud(b, openDB(b, dsn), "http://127.0.0.1:1/target")
 					i++
 					b.StartTimer()
-					im, err := dst.Import(ctx, file, "a long passphrase here", "")
+					im, err := dst.Import(ctx, file, "a long passphrase here", portable.ImportOptions{})
 					if err != nil {
 						b.Fatal(err)
 					}

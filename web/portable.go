@@ -79,7 +79,7 @@ func (h *Handler) postImport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fail(http.StatusBadRequest, "The file could not be read.")
 	}
-	im, err := h.Portable.Import(r.Context(), data, r.FormValue("passphrase"), r.FormValue("new_handle"))
+	im, err := h.Portable.Import(r.Context(), data, r.FormValue("passphrase"), portable.ImportOptions{Handle: r.FormValue("new_handle")})
 	if err != nil {
 		if msg := portable.Explain(err); msg != "" {
 			status := http.StatusBadRequest

@@ -96,18 +96,19 @@ func runExport(ctx context.Context, c *cli, args []string) error {
 
 func runImport(ctx context.Context, c *cli, args []string) error {
 	var handle, moveOut string
-	var pwStdin bool
+	var pwStdin, merge bool
 	cl, fs, err := openForCommand(ctx, c, "import", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&handle, "handle", "", "a new handle, when the exported one is taken here")
 		fs.BoolVar(&pwStdin, "passphrase-stdin", false, "read the export's passphrase from standard input (required)")
 		fs.StringVar(&moveOut, "move-statement", "", "where to write the move statement for the old cloud (default FILE.move)")
+		fs.BoolVar(&merge, "merge", false, "update an account already homed here from a newer export of it")
 	})
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	if fs.NArg() != 1 || !pwStdin {
-		return usagef("usage: commonsid import FILE --passphrase-stdin [--handle NEW]")
+		return usagef("usage: commonsid import FILE --passphrase-stdin [--handle NEW] [--merge]")
 	}
 	path := fs.Arg(0)
 	f, err := os.Open(path)
@@ -123,7 +124,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	im, err := cl.portable().Import(ctx, file, pass, handle)
+	im, err := cl.portable().Import(ctx, file, pass, portable.ImportOptions{Handle: handle, Merge: merge})
 	if err != nil {
 		return importError(err)
 	}

@@ -183,6 +183,36 @@ func TestMoveBetweenClouds(t *testing.T) {
 	if entries, _ := acts["entries"].([]any); st != 200 || len(entries) != 1 {
 		t.Fatalf("no imported entry in the log: %v", acts)
 	}
+	// A replayed (older) export does not overwrite the account, even with --merge.
+	if r := b.env.run(t, "a long passphrase here\n", "import", file, "--passphrase-stdin", "--merge"); r.code == 0 || !strings.Contains(r.stderr, "older than the account") {
+		t.Fatalf("merging an older export: %+v", r)
+	}
+	// Moving back: the old cloud takes the account in again from the new
+	// cloud's export, with the same DID, and signs it in.
+	back := a.env.must(t, "another passphrase!!\n", "import", file2, "--passphrase-stdin")
+	if lastLine(back) != did {
+		t.Fatalf("move back: %s", back)
+	}
+	if show := a.env.must(t, "", "user", "show", did); !strings.Contains(show, `"status": "active"`) || !strings.Contains(show, `"home_cloud": "`+a.base+`"`) {
+		t.Fatalf("after moving back: %s", show)
+	}
+	home := newBrowser(t)
+	if p := home.signIn(a.base, "alice", pw); p.url.Path != "/account" {
+		t.Fatalf("sign-in after moving back: %d %s", p.status, p.url)
+	}
+	// A newer export merges into the copy still on B.
+	if st, _, _ := home.api("PUT", a.base+"/account/api/profile", map[string]any{"name": "Alice Back"}); st != 200 {
+		t.Fatalf("profile edit after moving back: %d", st)
+	}
+	file3 := filepath.Join(dir, "alice-3.json")
+	a.env.must(t, "a third passphrase!\n", "export", "alice", "--out", file3, "--passphrase-stdin")
+	if r := b.env.run(t, "a third passphrase!\n", "import", file3, "--passphrase-stdin"); r.code == 0 || !strings.Contains(r.stderr, "merge") {
+		t.Fatalf("import over a present account without --merge: %+v", r)
+	}
+	b.env.must(t, "a third passphrase!\n", "import", file3, "--passphrase-stdin", "--merge")
+	if show := b.env.must(t, "", "user", "show", did); !strings.Contains(show, "Alice Back") {
+		t.Fatalf("merge did not update the profile: %s", show)
+	}
 	// A move statement for another cloud is refused.
 	if r := b.env.run(t, "", "user", "moved", "--statement", file+".move"); r.code == 0 || !strings.Contains(r.stderr, "not from this cloud") {
 		t.Fatalf("move statement applied to the wrong cloud: %+v", r)
