@@ -126,7 +126,11 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		MinParameterEntropy:            8,
 		SendDebugMessagesToClients:     false,
 		RedirectSecureChecker:          fosite.IsRedirectURISecureStrict,
-		HTTPClient:                     nil,
+		// The code row keeps what PKCE and OpenID Connect need at the token
+		// endpoint (none of it secret), so that they read it from there.
+		SanitationWhiteList: []string{"code_challenge", "code_challenge_method", "nonce", "max_age", "prompt",
+			"acr_values", "id_token_hint", "claims", "redirect_uri", "scope", "response_type", "state"},
+		HTTPClient: nil,
 	}
 	fs := &fositeStore{st: p.Store, now: p.Now, refreshClaims: p.refreshIDClaims}
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)

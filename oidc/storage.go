@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -323,12 +324,28 @@ func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) e
 	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID)
 }
 
-func (s *fositeStore) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.create(ctx, KindOIDC, code, "", r, fosite.AuthorizeCode)
+// The OpenID Connect and PKCE data of an authorization are the code's own
+// request (the code row keeps the parameters they need, see
+// sanitationAllowList): they are read from the code row rather than stored
+// three times, which saves two writes per authorization and four statements
+// per code exchange.
+
+// codeSignature is the signature part of an HMAC-opaque code.
+func codeSignature(code string) string {
+	if i := strings.LastIndexByte(code, '.'); i >= 0 {
+		return code[i+1:]
+	}
+	return code
 }
 
+func (s *fositeStore) CreateOpenIDConnectSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+// GetOpenIDConnectSession reads the code's request, also once the code was
+// spent in this same exchange (the token handler marks it used first).
 func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
-	req, err := s.get(ctx, KindOIDC, code, r.GetSession(), fosite.ErrNotFound)
+	req, err := s.get(ctx, KindCode, codeSignature(code), r.GetSession(), nil)
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, openid.ErrNoSessionFound
 	}
@@ -340,21 +357,17 @@ func (s *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, 
 	return req, err
 }
 
-func (s *fositeStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
-	return notFound(s.st.DeleteOAuthRequest(ctx, KindOIDC, sigHash(code)))
-}
+func (s *fositeStore) DeleteOpenIDConnectSession(context.Context, string) error { return nil }
 
-func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
-	return s.create(ctx, KindPKCE, sig, "", r, fosite.AuthorizeCode)
+func (s *fositeStore) CreatePKCERequestSession(context.Context, string, fosite.Requester) error {
+	return nil
 }
 
 func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
-	return s.get(ctx, KindPKCE, sig, session, fosite.ErrNotFound)
+	return s.get(ctx, KindCode, sig, session, nil)
 }
 
-func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	return notFound(s.st.DeleteOAuthRequest(ctx, KindPKCE, sigHash(sig)))
-}
+func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) { return s.st.BeginTx(ctx) }
 func (s *fositeStore) Commit(ctx context.Context) error                     { return s.st.Commit(ctx) }

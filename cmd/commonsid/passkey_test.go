@@ -396,8 +396,11 @@ func TestPasskeys(t *testing.T) {
 			if st, out := key.login(newBrowser(t), l.base); st != 401 || out["error"] != "passkey_refused" {
 				t.Fatalf("disabled account: %d %v", st, out)
 			}
+			if st, _, _ := alice.api("GET", l.base+"/account/api/passkeys", nil); st != 401 {
+				t.Fatalf("disabling did not end alice's session: %d", st)
+			}
 			l.env.must(t, "", "user", "enable", "alice")
-			if st, out := key.login(newBrowser(t), l.base); st != 200 {
+			if st, out := key.login(alice, l.base); st != 200 {
 				t.Fatalf("re-enabled account: %d %v", st, out)
 			}
 
