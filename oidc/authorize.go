@@ -173,13 +173,13 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	}
 
 	// 2. Has the person agreed to everything asked?
-	consent, err := p.Privacy.GetConsent(ctx, acct.DID, client.ClientID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	_, consent, settings, err := p.Store.ReleaseContext(ctx, acct.DID, client.ClientID)
+	if err != nil {
 		p.serverError(w, r, err)
 		return
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		consent = nil
+	if settings == nil {
+		settings = privacy.DefaultSettings()
 	}
 	needConsent := consent == nil || !consent.Covers(ar.GetRequestedScopes(), now)
 	if slices.Contains(pr, "consent") {
@@ -206,7 +206,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	if ch != nil {
 		requestedAt = ch.CreatedAt
 	}
-	session, err := p.authorizeSession(ctx, acct, sess, client, consent, ar, requestedAt)
+	session, err := p.authorizeSession(acct, sess, client, consent, settings, ar, requestedAt)
 	if err != nil {
 		p.serverError(w, r, err)
 		return
@@ -251,12 +251,8 @@ func checkPKCE(ar fosite.AuthorizeRequester, c *Client) error {
 
 // authorizeSession builds the session stored with the code: subject, ID
 // token claims released by the person, authentication facts.
-func (p *Provider) authorizeSession(ctx context.Context, acct *identity.Account, sess *identity.Session, client *Client,
-	consent *privacy.Consent, ar fosite.AuthorizeRequester, requestedAt time.Time) (*authSession, error) {
-	settings, err := p.settings(ctx, acct.DID)
-	if err != nil {
-		return nil, err
-	}
+func (p *Provider) authorizeSession(acct *identity.Account, sess *identity.Session, client *Client,
+	consent *privacy.Consent, settings *privacy.Settings, ar fosite.AuthorizeRequester, requestedAt time.Time) (*authSession, error) {
 	sub, err := p.subject(acct, client, consent, settings)
 	if err != nil {
 		return nil, err
@@ -293,17 +289,15 @@ func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) erro
 	if !ok || s.AccountDID == "" {
 		return nil
 	}
-	acct, err := p.Accounts.Store.GetAccount(ctx, s.AccountDID)
+	acct, consent, settings, err := p.Store.ReleaseContext(ctx, s.AccountDID, s.ClientID)
 	if err != nil || acct.Status != identity.StatusActive {
 		return fosite.ErrInvalidGrant.WithHint("The account behind this grant can no longer sign in.")
 	}
-	consent, err := p.Privacy.GetConsent(ctx, acct.DID, s.ClientID)
-	if err != nil {
+	if consent == nil {
 		return fosite.ErrInvalidGrant.WithHint("The consent behind this grant was revoked.")
 	}
-	settings, err := p.settings(ctx, acct.DID)
-	if err != nil {
-		return err
+	if settings == nil {
+		settings = privacy.DefaultSettings()
 	}
 	cr, _ := privacy.ParseClaimsRequest(s.ClaimsParam)
 	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: r.GetGrantedScopes(), Consent: consent, Settings: settings, Claims: cr, Target: privacy.TargetIDToken})

@@ -3,6 +3,9 @@ package oidc
 import (
 	"context"
 	"time"
+
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
 )
 
 // Kinds of stored OAuth artefacts.
@@ -51,6 +54,10 @@ type Challenge struct {
 
 // Store is what the provider needs from storage.
 type Store interface {
+	// ReleaseContext loads the account, its consent to clientID (nil when
+	// none) and its privacy settings (nil when never changed) at once.
+	ReleaseContext(ctx context.Context, accountDID, clientID string) (*identity.Account, *privacy.Consent, *privacy.Settings, error)
+
 	GetClient(ctx context.Context, clientID string) (*StoredClient, error)
 	CreateClient(ctx context.Context, c *StoredClient) error
 	UpdateClient(ctx context.Context, c *StoredClient) error

@@ -83,26 +83,22 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
 	}
-	acct, err := p.Accounts.Store.GetAccount(ctx, session.AccountDID)
+	acct, consent, settings, err := p.Store.ReleaseContext(ctx, session.AccountDID, session.ClientID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		p.Log.ErrorContext(ctx, "userinfo", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
 	if err != nil || acct.Status != identity.StatusActive {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The account behind this token cannot be used.")
 		return
 	}
-	consent, err := p.Privacy.GetConsent(ctx, acct.DID, session.ClientID)
-	if errors.Is(err, store.ErrNotFound) {
+	if consent == nil {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The consent behind this token was revoked.")
 		return
 	}
-	if err != nil {
-		p.Log.ErrorContext(ctx, "userinfo", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	settings, err := p.settings(ctx, acct.DID)
-	if err != nil {
-		p.Log.ErrorContext(ctx, "userinfo", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+	if settings == nil {
+		settings = privacy.DefaultSettings()
 	}
 	cr, _ := privacy.ParseClaimsRequest(session.ClaimsParam)
 	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: ar.GetGrantedScopes(), Consent: consent,

@@ -305,3 +305,22 @@ func testChallengesPurge(t *testing.T, s Store) {
 		t.Fatalf("deleting a missing challenge: %v", err)
 	}
 }
+
+func testReleaseContext(t *testing.T, s Store) {
+	a := mustAccount(t, s, "rel")
+	got, c, st, err := s.ReleaseContext(ctx, a.DID, "svc")
+	if err != nil || got.DID != a.DID || c != nil || st != nil {
+		t.Fatalf("nothing granted: %v %v %v %v", got, c, st, err)
+	}
+	s.PutConsent(ctx, &privacy.Consent{AccountDID: a.DID, ClientID: "svc", Scopes: []string{"openid", "email"}, Claims: []string{"email"},
+		GrantedAt: fixed, UpdatedAt: fixed})
+	s.PutConsent(ctx, &privacy.Consent{AccountDID: a.DID, ClientID: "other", Scopes: []string{"openid"}, GrantedAt: fixed, UpdatedAt: fixed})
+	s.PutSettings(ctx, a.DID, &privacy.Settings{Version: 2, SubjectMode: "public", ForkPolicy: "ask"}, fixed)
+	_, c, st, err = s.ReleaseContext(ctx, a.DID, "svc")
+	if err != nil || c == nil || c.ClientID != "svc" || len(c.Claims) != 1 || st == nil || st.SubjectMode != "public" {
+		t.Fatalf("consent and settings: %+v %+v %v", c, st, err)
+	}
+	if _, _, _, err := s.ReleaseContext(ctx, "did:key:nobody", "svc"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown account: %v", err)
+	}
+}

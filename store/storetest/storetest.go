@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
 		{"ChallengesAndPurge", testChallengesPurge},
+		{"ReleaseContext", testReleaseContext},
 		{"PasskeyUsers", testPasskeyUsers},
 		{"Passkeys", testPasskeys},
 		{"PasskeysForgotten", testPasskeysForgotten},
