@@ -41,7 +41,7 @@ type Service struct {
 // NewService returns a Service with default password parameters and clock.
 func NewService(st Store, sealer Sealer, issuer string) *Service {
 	return &Service{Store: st, Sealer: sealer, Issuer: issuer, Argon2: DefaultArgon2, Now: time.Now,
-		hashing: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		hashing: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // hashSlot waits for a free password-hashing slot.
