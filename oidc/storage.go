@@ -305,13 +305,12 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string)
 	return notFound(s.st.DeleteOAuthRequest(ctx, KindRefresh, sigHash(sig)))
 }
 
-// RotateRefreshToken retires the used refresh token (kept inactive so that a
-// reuse is recognised) and the access tokens issued with the grant so far.
+// RotateRefreshToken retires the used refresh token, kept inactive so that
+// a reuse is recognised (and then revokes the whole grant, access tokens
+// included). Access tokens issued before stay valid until they expire, as
+// with most providers; revoking them is what revocation and reuse do.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
-	if err := s.st.DeactivateOAuthRequest(ctx, KindRefresh, sigHash(sig)); err != nil {
-		return notFound(err)
-	}
-	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID)
+	return notFound(s.st.DeactivateOAuthRequest(ctx, KindRefresh, sigHash(sig)))
 }
 
 // RevokeRefreshToken revokes every refresh token of a grant.
