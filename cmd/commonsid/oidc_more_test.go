@@ -123,7 +123,7 @@ func TestLogoutAndActivity(t *testing.T) {
 	}
 	p = b.get(l.base + "/logout?id_token_hint=" + url.QueryEscape(hint) + "&post_logout_redirect_uri=" + url.QueryEscape("http://127.0.0.1:9/bye") + "&state=xyz123")
 	if p.url.String() != "http://127.0.0.1:9/bye?state=xyz123" {
-		t.Fatalf("logout redirect: %d %s", p.status, p.url)
+		t.Fatalf("logout redirect: %d %s\n%s", p.status, p.url, p.body)
 	}
 	// Signed out: the next authorization asks for the password again.
 	b.pages = nil
