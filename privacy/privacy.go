@@ -177,7 +177,9 @@ type Store interface {
 	// PruneActivity deletes activity older than each person's retention
 	// (DefaultRetentionDays without settings; never with 0).
 	PruneActivity(ctx context.Context, now time.Time) (int64, error)
-	// ForgetAccount deletes consents, activity and settings of an account.
+	// ForgetAccount deletes everything kept about an account apart from its
+	// own row: every code and token issued for it, its sign-on sessions,
+	// consents, activity and settings (deletion, a move away).
 	ForgetAccount(ctx context.Context, accountDID string) error
 
 	// InTx runs fn in one transaction.

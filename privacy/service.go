@@ -12,7 +12,6 @@ import (
 // GrantRevoker deletes the tokens a service holds for a person.
 type GrantRevoker interface {
 	DeleteGrantsOf(ctx context.Context, subject, clientID string) (int, error)
-	DeleteAllGrantsOf(ctx context.Context, subject string) (int, error)
 }
 
 // Service applies the person's decisions.

@@ -884,12 +884,6 @@ func (h *Handler) deleteAccount(r *http.Request, password string) error {
 		return err
 	}
 	return h.Privacy.InTx(r.Context(), func(ctx context.Context) error {
-		if _, err := h.PrivacySvc.Grants.DeleteAllGrantsOf(ctx, m.acct.DID); err != nil {
-			return err
-		}
-		if _, err := h.Sessions.Store.DeleteSessionsOf(ctx, m.acct.DID, ""); err != nil {
-			return err
-		}
 		if err := h.Privacy.ForgetAccount(ctx, m.acct.DID); err != nil {
 			return err
 		}

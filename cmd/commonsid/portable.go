@@ -180,12 +180,6 @@ func userMoved(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	err = cl.db.InTx(ctx, func(ctx context.Context) error {
-		if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
-			return err
-		}
-		if _, err := cl.db.DeleteSessionsOf(ctx, a.DID, ""); err != nil {
-			return err
-		}
 		if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
 			return err
 		}

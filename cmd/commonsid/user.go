@@ -256,12 +256,6 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
 	case "delete":
 		err = cl.db.InTx(ctx, func(ctx context.Context) error {
-			if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
-				return err
-			}
-			if _, err := cl.db.DeleteSessionsOf(ctx, a.DID, ""); err != nil {
-				return err
-			}
 			if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
 				return err
 			}

@@ -201,9 +201,16 @@ func (d *DB) PruneActivity(ctx context.Context, now time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
-// ForgetAccount deletes an account's consents, activity and settings.
+// ForgetAccount deletes everything kept about an account but its row:
+// codes and tokens, sessions, consents, activity and settings.
 func (d *DB) ForgetAccount(ctx context.Context, did string) error {
 	return d.InTx(ctx, func(ctx context.Context) error {
+		if _, err := d.DeleteAllGrantsOf(ctx, did); err != nil {
+			return err
+		}
+		if _, err := d.DeleteSessionsOf(ctx, did, ""); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM consents WHERE account_did = $1`,
 			`DELETE FROM activity WHERE account_did = $1`,
