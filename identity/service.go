@@ -147,11 +147,29 @@ func (s *Service) SealSecrets(key *did.Key, secret []byte) (sealedKey, sealedSec
 	return sealedKey, sealedSecret, nil
 }
 
+// SealPairwiseSecret seals a pairwise secret for the account didID (a
+// replica of an account homed elsewhere holds the secret but no DID key).
+func (s *Service) SealPairwiseSecret(didID string, secret []byte) ([]byte, error) {
+	sealed, err := s.Sealer.Seal(secret, aadPairwise(didID))
+	if err != nil {
+		return nil, fmt.Errorf("seal pairwise secret: %w", err)
+	}
+	return sealed, nil
+}
+
 // Lookup finds an account by DID (a string starting with "did:") or handle.
 func (s *Service) Lookup(ctx context.Context, ref string) (*Account, error) {
 	ref = strings.TrimSpace(ref)
 	if strings.HasPrefix(ref, "did:") {
 		return s.Store.GetAccount(ctx, ref)
+	}
+	if local, home, ok := strings.Cut(ref, "@"); ok && home != "" && !strings.Contains(home, "@") {
+		// handle@host: an account replicated from the cloud at host.
+		h, err := NormalizeHandle(local)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a DID nor a valid handle: %w", ref, store.ErrNotFound)
+		}
+		return s.Store.GetAccountByHandle(ctx, h+"@"+strings.ToLower(home))
 	}
 	h, err := NormalizeHandle(ref)
 	if err != nil {

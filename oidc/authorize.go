@@ -181,6 +181,19 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	if settings == nil {
 		settings = privacy.DefaultSettings()
 	}
+	if client.Peer {
+		// A peer cloud signing the person in (brokered sign-in) learns
+		// only who they are: the ID token's sub is the account DID, and no
+		// claim is released. Choosing "sign in with my home cloud" there
+		// is the person's consent.
+		for _, s := range ar.GetRequestedScopes() {
+			if s != "openid" {
+				p.authorizeError(w, r, ar, fosite.ErrInvalidScope.WithHint("A peer cloud may ask for the openid scope only."))
+				return
+			}
+		}
+		consent = &privacy.Consent{AccountDID: acct.DID, ClientID: client.ClientID, Scopes: []string{"openid"}, GrantedAt: now, UpdatedAt: now, LastUsedAt: &now}
+	}
 	needConsent := consent == nil || !consent.Covers(ar.GetRequestedScopes(), now)
 	if slices.Contains(pr, "consent") {
 		// Only a consent given during this very request will do.

@@ -58,6 +58,9 @@ type Metadata struct {
 	FamilySector string `json:"-"`
 	// FamilyRoot is the client_id of the family root for a fork.
 	FamilyRoot string `json:"-"`
+	// Peer marks the client a peer cloud signs in through (brokered
+	// sign-in); it is made by federation, never by registration.
+	Peer bool `json:"-"`
 }
 
 // storedMetadata is what the clients table holds: the public metadata and
@@ -67,10 +70,11 @@ type storedMetadata struct {
 	Sector       string `json:"x_sector"`
 	FamilySector string `json:"x_family_sector,omitempty"`
 	FamilyRoot   string `json:"x_family_root,omitempty"`
+	Peer         bool   `json:"x_peer,omitempty"`
 }
 
 func encodeMetadata(m *Metadata) ([]byte, error) {
-	return json.Marshal(storedMetadata{Metadata: *m, Sector: m.Sector, FamilySector: m.FamilySector, FamilyRoot: m.FamilyRoot})
+	return json.Marshal(storedMetadata{Metadata: *m, Sector: m.Sector, FamilySector: m.FamilySector, FamilyRoot: m.FamilyRoot, Peer: m.Peer})
 }
 
 func decodeMetadata(b []byte) (*Metadata, error) {
@@ -79,7 +83,7 @@ func decodeMetadata(b []byte) (*Metadata, error) {
 		return nil, err
 	}
 	m := s.Metadata
-	m.Sector, m.FamilySector, m.FamilyRoot = s.Sector, s.FamilySector, s.FamilyRoot
+	m.Sector, m.FamilySector, m.FamilyRoot, m.Peer = s.Sector, s.FamilySector, s.FamilyRoot, s.Peer
 	return &m, nil
 }
 

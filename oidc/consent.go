@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -91,7 +92,15 @@ func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, chal
 		return nil, false
 	}
 	if st.client.FamilyRoot != "" {
-		if sc, err := p.Store.GetClient(ctx, st.client.FamilyRoot); err == nil {
+		if issuer, id, remote := strings.Cut(st.client.FamilyRoot, "#"); remote {
+			if p.RemoteService != nil {
+				if rs, err := p.RemoteService(ctx, issuer, id); err == nil {
+					m := rs.Metadata
+					m.ClientID = st.client.FamilyRoot
+					st.parent = &Client{Metadata: m}
+				}
+			}
+		} else if sc, err := p.Store.GetClient(ctx, st.client.FamilyRoot); err == nil {
 			st.parent, _ = clientFromStored(sc)
 		}
 	}

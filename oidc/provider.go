@@ -68,6 +68,14 @@ type Provider struct {
 	Pages    Pages
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Federation hooks, nil when this cloud does not federate:
+	// RemoteService finds a peer's service (forks across clouds),
+	// PeerIntrospect answers introspection for a peer's access token
+	// (handled false when the token is not a peer's), and Discovery adds
+	// entries to the discovery document.
+	RemoteService  func(ctx context.Context, issuer, clientID string) (*RemoteService, error)
+	PeerIntrospect func(ctx context.Context, token string) (claims map[string]any, handled bool, err error)
+	Discovery      map[string]any
 
 	oauth     fosite.OAuth2Provider
 	fconfig   *fosite.Config
@@ -189,6 +197,14 @@ func crossOrigin(next http.Handler) http.Handler {
 }
 
 func (p *Provider) discoveryDocument() map[string]any {
+	d := p.baseDiscovery()
+	for k, v := range p.Discovery {
+		d[k] = v
+	}
+	return d
+}
+
+func (p *Provider) baseDiscovery() map[string]any {
 	iss := p.Issuer
 	return map[string]any{
 		"issuer":                                                   iss,

@@ -57,6 +57,9 @@ type Registrar struct {
 	Issuer     string
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// RemoteService finds a peer's service for forks across clouds; nil
+	// when this cloud does not federate.
+	RemoteService func(ctx context.Context, issuer, clientID string) (*RemoteService, error)
 }
 
 // RegisterRequest is a registration: metadata plus an optional client-chosen
@@ -222,9 +225,15 @@ func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
 	}
 	md.Sector = sector
 	md.FamilyRoot, md.FamilySector = "", ""
+	return g.validateFork(ctx, md)
+}
+
+// validateFork joins a fork (forked_from: a client_id here, or
+// ISSUER#CLIENT_ID on a peer) to its parent's family.
+func (g *Registrar) validateFork(ctx context.Context, md *Metadata) error {
 	if md.ForkedFrom != "" {
-		if strings.Contains(md.ForkedFrom, "#") {
-			return badMeta("forked_from names a service on another cloud (%s); forks across clouds need federation with that cloud, which is not configured", md.ForkedFrom)
+		if issuer, id, ok := strings.Cut(md.ForkedFrom, "#"); ok {
+			return g.remoteFork(ctx, md, issuer, id)
 		}
 		sc, err := g.Store.GetClient(ctx, md.ForkedFrom)
 		if errors.Is(err, store.ErrNotFound) {
@@ -237,10 +246,58 @@ func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
 		if err != nil {
 			return err
 		}
+		if parent.Peer {
+			return badMeta("forked_from %q is not a service registered here", md.ForkedFrom)
+		}
 		md.FamilyRoot, md.FamilySector = parent.ClientID, parent.Sector
 		if parent.FamilyRoot != "" {
 			md.FamilyRoot, md.FamilySector = parent.FamilyRoot, parent.FamilySector
 		}
+	}
+	return nil
+}
+
+// RemoteService is a service registered on a peer cloud, as replicated
+// here: its public metadata and pairwise sectors.
+type RemoteService struct {
+	Metadata
+	Issuer string
+}
+
+// ParseRemoteService reads a peer's service announcement.
+func ParseRemoteService(issuer string, raw []byte) (*RemoteService, error) {
+	m, err := decodeMetadata(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &RemoteService{Metadata: *m, Issuer: issuer}, nil
+}
+
+// remoteFork joins a fork to the family of a peer's service
+// (forked_from: ISSUER#CLIENT_ID). The family root is named
+// "issuer#client_id" here.
+func (g *Registrar) remoteFork(ctx context.Context, md *Metadata, issuer, id string) error {
+	if issuer == g.Issuer {
+		md.ForkedFrom = id
+		return g.validateFork(ctx, md)
+	}
+	if g.RemoteService == nil {
+		return badMeta("forked_from names a service on another cloud (%s); this cloud does not federate", md.ForkedFrom)
+	}
+	parent, err := g.RemoteService(ctx, issuer, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return badMeta("forked_from %q: no such service is known from %s (is that cloud a peer of this one?)", md.ForkedFrom, issuer)
+	}
+	if err != nil {
+		return err
+	}
+	md.FamilyRoot, md.FamilySector = issuer+"#"+parent.ClientID, parent.Sector
+	if parent.FamilyRoot != "" {
+		root := parent.FamilyRoot
+		if !strings.Contains(root, "#") {
+			root = issuer + "#" + root
+		}
+		md.FamilyRoot, md.FamilySector = root, parent.FamilySector
 	}
 	return nil
 }
@@ -353,7 +410,7 @@ func writeRegError(w http.ResponseWriter, err error) bool {
 }
 
 func (p *Provider) registrar() *Registrar {
-	return &Registrar{Store: p.Store, Issuer: p.Issuer, HTTPClient: p.HTTPClient, Now: p.Now}
+	return &Registrar{Store: p.Store, Issuer: p.Issuer, HTTPClient: p.HTTPClient, Now: p.Now, RemoteService: p.RemoteService}
 }
 
 func readMetadata(w http.ResponseWriter, r *http.Request) (*RegisterRequest, bool) {

@@ -120,10 +120,52 @@ func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if p.PeerIntrospect != nil && p.introspectPeer(w, r) {
+		return
+	}
 	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, newSession())
 	if err != nil {
 		p.oauth.WriteIntrospectionError(ctx, w, err)
 		return
 	}
 	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// introspectPeer answers for an access token issued by a peer cloud (RFC
+// 7662, after the same client authentication as for this cloud's tokens).
+// It reports false, having written nothing, for any other token.
+func (p *Provider) introspectPeer(w http.ResponseWriter, r *http.Request) bool {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return false
+	}
+	token := r.PostForm.Get("token")
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	claims, handled, err := p.PeerIntrospect(ctx, token)
+	if !handled && err == nil {
+		return false
+	}
+	f, ok := p.oauth.(*fosite.Fosite)
+	if !ok {
+		return false
+	}
+	if _, aerr := f.AuthenticateClient(ctx, r, r.PostForm); aerr != nil {
+		p.oauth.WriteIntrospectionError(ctx, w, aerr)
+		return true
+	}
+	if err != nil {
+		p.Log.ErrorContext(ctx, "introspect a peer's token", "err", err)
+		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrServerError)
+		return true
+	}
+	if claims == nil {
+		claims = map[string]any{"active": false}
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(claims)
+	return true
 }

@@ -192,6 +192,9 @@ func (s *Service) Import(ctx context.Context, file []byte, passphrase string, op
 		return nil, err
 	case existing.Status == identity.StatusMoved:
 		// Coming back: the pointer left here is replaced.
+	case existing.HomeIssuer != s.Issuer:
+		// A replica of the account (federation): this cloud becomes its
+		// home.
 	case existing.Status == identity.StatusDeleted:
 		return nil, fmt.Errorf("%w: the account was deleted here (%s)", ErrAlreadyPresent, doc.Account.DID)
 	case !opt.Merge:
@@ -200,7 +203,7 @@ func (s *Service) Import(ctx context.Context, file []byte, passphrase string, op
 		return nil, fmt.Errorf("%w: exported %s, changed here %s", ErrOlderExport,
 			doc.ExportedAt.Format(time.RFC3339), existing.UpdatedAt.Format(time.RFC3339))
 	}
-	if existing != nil && newHandle == "" {
+	if existing != nil && newHandle == "" && existing.HomeIssuer == s.Issuer {
 		handle = existing.Handle
 	}
 	if other, err := s.Store.GetAccountByHandle(ctx, handle); err == nil && other.DID != doc.Account.DID {

@@ -25,8 +25,35 @@ func localPath(p string) string {
 }
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
-	h.Render(w, r, http.StatusOK, "login", map[string]any{"ReturnTo": localPath(r.URL.Query().Get("return_to")), "Passkeys": h.passkeysOn()})
+	h.Render(w, r, http.StatusOK, "login", h.loginData(r, localPath(r.URL.Query().Get("return_to"))))
 	return nil
+}
+
+// HomeCloud is a peer cloud people may sign in with (brokered sign-in).
+type HomeCloud struct {
+	Issuer string
+	Host   string
+}
+
+func (h *Handler) loginData(r *http.Request, returnTo string) map[string]any {
+	d := map[string]any{"ReturnTo": returnTo, "Passkeys": h.passkeysOn()}
+	if h.HomeClouds != nil {
+		if hc, err := h.HomeClouds(r.Context()); err == nil && len(hc) > 0 {
+			d["HomeClouds"] = hc
+		}
+	}
+	return d
+}
+
+// StartSession starts a sign-on session for a person signed in by other
+// means (a brokered sign-in with their home cloud).
+func (h *Handler) StartSession(w http.ResponseWriter, r *http.Request, a *identity.Account, amr []string, detail map[string]any) error {
+	return h.startSession(w, r, a, amr, detail)
+}
+
+// ErrorPage renders the error page.
+func (h *Handler) ErrorPage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	h.Render(w, r, status, "error", map[string]any{"Title": title, "Message": msg})
 }
 
 // login checks the password and starts a sign-on session. Every failure gets
@@ -46,8 +73,9 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	a, err := h.Accounts.Authenticate(r.Context(), username, r.PostFormValue("password"))
 	if errors.Is(err, identity.ErrBadCredentials) {
-		h.Render(w, r, http.StatusUnauthorized, "login", map[string]any{"ReturnTo": returnTo, "Username": username,
-			"Error": "Wrong handle or password.", "Passkeys": h.passkeysOn()})
+		d := h.loginData(r, returnTo)
+		d["Username"], d["Error"] = username, "Wrong handle or password."
+		h.Render(w, r, http.StatusUnauthorized, "login", d)
 		return nil
 	}
 	if err != nil {

@@ -102,6 +102,9 @@ type Handler struct {
 	WebAuthn   *webauthn.WebAuthn
 	Passkeys   identity.PasskeyStore
 	Ceremonies identity.CeremonyStore
+	// HomeClouds lists the peer clouds offered on the sign-in page
+	// ("sign in with your home cloud"); nil offers none.
+	HomeClouds func(ctx context.Context) ([]HomeCloud, error)
 }
 
 // Mount adds the routes to r.

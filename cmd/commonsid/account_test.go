@@ -251,8 +251,14 @@ func TestDashboard(t *testing.T) {
 			}
 			assertForgotten(t, cl.db.SQL(), did, []string{"alice@example.org", "alice@wonderland.example", "Alice Liddell", "$argon2id$"})
 			evs, err := cl.db.ListEvents(ctx, 0, 100)
-			if err != nil || len(evs) != 1 || evs[0].Type != "account.deleted" || evs[0].AccountDID != did {
-				t.Fatalf("no deletion event for the federation: %+v %v", evs, err)
+			var about []string
+			for _, e := range evs {
+				if e.AccountDID == did {
+					about = append(about, e.Type)
+				}
+			}
+			if err != nil || len(about) != 1 || about[0] != "account.deleted" {
+				t.Fatalf("the event log should keep only the deletion of the account: %v %v", about, err)
 			}
 			if r := l.env.run(t, "another one 123\n", "user", "create", "--username", "alice", "--password-stdin"); r.code == 0 {
 				t.Fatal("the handle of a deleted account was taken over")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/demo"
 	"github.com/onecommons/commonsid/keys"
@@ -78,19 +79,54 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		PrivacySvc: &privacy.Service{Store: cl.db, Grants: cl.db, Now: time.Now},
 		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) },
 		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable(), Events: cl.db}
+	fed := cl.federation()
+	fed.StartSession, fed.ErrorPage = pages.StartSession, pages.ErrorPage
+	pages.HomeClouds = func(ctx context.Context) ([]web.HomeCloud, error) {
+		peers, err := cl.db.ListPeers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]web.HomeCloud, 0, len(peers))
+		for _, p := range peers {
+			u, _ := url.Parse(p.Issuer)
+			out = append(out, web.HomeCloud{Issuer: p.Issuer, Host: u.Host})
+		}
+		return out, nil
+	}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
 		SessionCookie: web.SessionCookie, Limits: lim,
-	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log})
+	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log,
+		RemoteService: cl.remoteService,
+		PeerIntrospect: func(ctx context.Context, token string) (map[string]any, bool, error) {
+			info, err := fed.IntrospectPeerToken(ctx, token)
+			if errors.Is(err, federation.ErrNotPeerToken) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, true, err
+			}
+			if !info.Active {
+				return map[string]any{"active": false}, true, nil
+			}
+			return info.Claims, true, nil
+		},
+		Discovery: map[string]any{
+			"federation_events_endpoint":  cfg.Issuer + "/federation/v1/events",
+			"federation_stream_endpoint":  cfg.Issuer + "/federation/v1/stream",
+			"federation_members_endpoint": cfg.Issuer + "/federation/v1/members",
+		},
+	})
 	if err != nil {
 		return err
 	}
 	cl.db.OnTokensRevoked(provider.TokensRevoked)
+	cl.db.OnEvents(fed.EventsAppended)
 	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
-		Areas: []server.Mounter{pages, provider},
+		Areas: []server.Mounter{pages, provider, fed},
 	}
 	h, err := srv.Handler()
 	if err != nil {
@@ -135,6 +171,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		defer ds.Close()
 	}
 	go purgeLoop(ctx, cl, log)
+	go fed.Run(ctx)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/store"
 )
 
 const userUsage = "usage: commonsid user create|list|show|disable|enable|delete [flags] [handle|DID] | moved --statement FILE"
@@ -196,6 +197,7 @@ type accountJSON struct {
 	EmailVerified bool          `json:"email_verified"`
 	Status        string        `json:"status"`
 	HomeCloud     string        `json:"home_cloud"`
+	Replica       bool          `json:"replica,omitempty"`
 	HasPassword   bool          `json:"has_password"`
 	CreatedAt     time.Time     `json:"created_at"`
 	UpdatedAt     time.Time     `json:"updated_at"`
@@ -221,11 +223,32 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 		return usagef("usage: commonsid user %s <handle|DID>", sub)
 	}
 	a, err := cl.accounts.Lookup(ctx, fs.Arg(0))
+	if isNotFound(err) && !strings.ContainsAny(fs.Arg(0), "@:") {
+		// A bare handle may name an account replicated from a peer.
+		var rs []*identity.Account
+		if rs, err = cl.db.FindReplicas(ctx, strings.ToLower(strings.TrimSpace(fs.Arg(0)))); err == nil {
+			switch len(rs) {
+			case 0:
+				err = store.ErrNotFound
+			case 1:
+				a = rs[0]
+			default:
+				var names []string
+				for _, r := range rs {
+					names = append(names, r.Handle)
+				}
+				return fmt.Errorf("%q names accounts of several home clouds: %s", fs.Arg(0), strings.Join(names, ", "))
+			}
+		}
+	}
 	if err != nil {
 		if isNotFound(err) {
 			return fmt.Errorf("no account %q", fs.Arg(0))
 		}
 		return err
+	}
+	if sub != "show" && a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved {
+		return fmt.Errorf("%s is a replica of an account homed at %s: replicas are read-only here; make the change there", a.Handle, a.HomeIssuer)
 	}
 	switch sub {
 	case "show":
@@ -236,7 +259,9 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 				return fmt.Errorf("resolve %s: %w", a.DID, err)
 			}
 		}
-		b, _ := json.MarshalIndent(accountView(a, doc), "", "  ")
+		v := accountView(a, doc)
+		v.Replica = a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved
+		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintln(c.stdout, string(b))
 		return nil
 	case "disable":

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/store"
@@ -35,6 +36,12 @@ func scanAccount(s scanner) (*identity.Account, error) {
 
 // CreateAccount inserts a new account.
 func (d *DB) CreateAccount(ctx context.Context, a *identity.Account) error {
+	return d.withEvent(ctx, "account.created", a.DID, nil, func(ctx context.Context) error {
+		return d.createAccount(ctx, a)
+	})
+}
+
+func (d *DB) createAccount(ctx context.Context, a *identity.Account) error {
 	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		a.DID, a.Handle, a.Email, a.EmailVerified, a.Name, a.PasswordHash, a.Status, a.HomeIssuer,
@@ -94,7 +101,8 @@ func (d *DB) ListAccounts(ctx context.Context, after string, limit int) ([]*iden
 // UpdateAccount applies fn to the account inside a transaction. The DID and
 // creation time cannot change.
 func (d *DB) UpdateAccount(ctx context.Context, did string, fn func(*identity.Account) error) error {
-	return d.tx(ctx, func(tx *sql.Tx) error {
+	return d.InTx(ctx, func(ctx context.Context) error {
+		tx := d.q(ctx)
 		a, err := scanAccount(tx.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE did = $1`+d.forUpdate(), did))
 		if err != nil {
 			return fmt.Errorf("account %s: %w", did, err)
@@ -112,6 +120,10 @@ func (d *DB) UpdateAccount(ctx context.Context, did string, fn func(*identity.Ac
 		}
 		if err != nil {
 			return fmt.Errorf("update account %s: %w", did, err)
+		}
+		if a.Status == identity.StatusActive || a.Status == identity.StatusDisabled {
+			// Moves and deletions are announced by their own events.
+			return d.AppendEvent(ctx, "account.updated", did, time.Now().UTC(), nil)
 		}
 		return nil
 	})

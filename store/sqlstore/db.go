@@ -59,8 +59,10 @@ type DB struct {
 	// wmu serialises writes on SQLite (nil on PostgreSQL).
 	wmu *sync.Mutex
 
-	subMu sync.Mutex
-	subs  []func() // called when access tokens may have been revoked
+	subMu  sync.Mutex
+	subs   []func() // called when access tokens may have been revoked
+	evMu   sync.Mutex
+	evSubs []func() // called when events were appended
 }
 
 // ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.
@@ -299,6 +301,17 @@ type txKey struct{}
 type txState struct {
 	tx      *sql.Tx
 	release func()
+	after   []func() // run once the transaction has committed
+}
+
+// afterCommit runs fn when the transaction ctx carries commits, or at once
+// outside a transaction.
+func (d *DB) afterCommit(ctx context.Context, fn func()) {
+	if ts, ok := txOf(ctx); ok {
+		ts.after = append(ts.after, fn)
+		return
+	}
+	fn()
 }
 
 func txOf(ctx context.Context) (*txState, bool) {
@@ -379,8 +392,14 @@ func (d *DB) Commit(ctx context.Context) error {
 	if !ok {
 		return errors.New("no transaction to commit")
 	}
-	defer ts.release()
-	return ts.tx.Commit()
+	err := ts.tx.Commit()
+	ts.release()
+	if err == nil {
+		for _, fn := range ts.after {
+			fn()
+		}
+	}
+	return err
 }
 
 // Rollback rolls back the transaction carried by ctx.

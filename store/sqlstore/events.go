@@ -5,33 +5,75 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/onecommons/commonsid/federation"
 )
 
+// eventChannel is the PostgreSQL channel on which committed events are
+// announced, so that every replica's live feed streams them.
+const eventChannel = "commonsid_events"
+
 // Event is one entry of the cloud's event log.
-type Event struct {
-	Seq        int64
-	Type       string
-	AccountDID string
-	At         time.Time
-	Payload    map[string]any
-}
+type Event = federation.LogEvent
 
 // AppendEvent adds an event to the log (in the caller's transaction when
-// ctx carries one). The payload must hold no personal data beyond what
-// peers need.
+// ctx carries one). The payload must hold no personal data: the feed adds
+// the current, shareable state when it serves the event.
+//
+// Sequence numbers are visible in commit order: on PostgreSQL appenders
+// take a transaction-scoped advisory lock, so no reader ever sees seq N+1
+// before seq N has committed (a follower's cursor never skips an event).
 func (d *DB) AppendEvent(ctx context.Context, typ, accountDID string, at time.Time, payload map[string]any) error {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		return fmt.Errorf("event payload: %w", err)
+	raw := []byte("{}")
+	if payload != nil {
+		var err error
+		if raw, err = json.Marshal(payload); err != nil {
+			return fmt.Errorf("event payload: %w", err)
+		}
 	}
-	if payload == nil {
-		raw = []byte("{}")
+	return d.InTx(ctx, func(ctx context.Context) error {
+		if d.dialect == Postgres {
+			if _, err := d.q(ctx).ExecContext(ctx, `SELECT pg_advisory_xact_lock(7340115), pg_notify('`+eventChannel+`', '')`); err != nil {
+				return fmt.Errorf("append event %s: %w", typ, err)
+			}
+		}
+		if _, err := d.q(ctx).ExecContext(ctx, `INSERT INTO events (type, account_did, at, payload) VALUES ($1, $2, $3, $4)`,
+			typ, accountDID, toMicros(at), string(raw)); err != nil {
+			return fmt.Errorf("append event %s: %w", typ, err)
+		}
+		d.afterCommit(ctx, d.fireEvents)
+		return nil
+	})
+}
+
+// OnEvents registers fn, called whenever events may have been appended: at
+// commit in this process, and (PostgreSQL, with ListenTokens running) when
+// any process commits one.
+func (d *DB) OnEvents(fn func()) {
+	d.evMu.Lock()
+	defer d.evMu.Unlock()
+	d.evSubs = append(d.evSubs, fn)
+}
+
+func (d *DB) fireEvents() {
+	d.evMu.Lock()
+	subs := append([]func(){}, d.evSubs...)
+	d.evMu.Unlock()
+	for _, fn := range subs {
+		fn()
 	}
-	if _, err := d.q(ctx).ExecContext(ctx, `INSERT INTO events (type, account_did, at, payload) VALUES ($1, $2, $3, $4)`,
-		typ, accountDID, toMicros(at), string(raw)); err != nil {
-		return fmt.Errorf("append event %s: %w", typ, err)
+}
+
+// LastEventSeq returns the newest event's sequence number (0 for none).
+func (d *DB) LastEventSeq(ctx context.Context) (int64, error) {
+	var n *int64
+	if err := d.q(ctx).QueryRowContext(ctx, `SELECT MAX(seq) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("last event: %w", err)
 	}
-	return nil
+	if n == nil {
+		return 0, nil
+	}
+	return *n, nil
 }
 
 // ListEvents returns events after seq, oldest first.
@@ -61,4 +103,14 @@ func (d *DB) ListEvents(ctx context.Context, after int64, limit int) ([]Event, e
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// withEvent runs fn and appends an event in the same transaction.
+func (d *DB) withEvent(ctx context.Context, typ, accountDID string, payload map[string]any, fn func(ctx context.Context) error) error {
+	return d.InTx(ctx, func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		return d.AppendEvent(ctx, typ, accountDID, time.Now().UTC(), payload)
+	})
 }

@@ -54,8 +54,9 @@ func (d *DB) ListenTokens(ctx context.Context, log *slog.Logger) {
 		if ctx.Err() != nil {
 			return
 		}
-		log.Warn("listening for token revocations", "err", err)
+		log.Warn("listening for token revocations and events", "err", err)
 		d.fireTokensRevoked() // notifications may have been missed
+		d.fireEvents()
 		select {
 		case <-ctx.Done():
 			return
@@ -70,13 +71,18 @@ func (d *DB) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+tokenChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+tokenChannel+"; LISTEN "+eventChannel); err != nil {
 		return err
 	}
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		d.fireTokensRevoked()
+		if n.Channel == eventChannel {
+			d.fireEvents()
+		} else {
+			d.fireTokensRevoked()
+		}
 	}
 }

@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/onecommons/commonsid/oidc"
@@ -39,6 +41,24 @@ func (d *DB) GetClient(ctx context.Context, id string) (*oidc.StoredClient, erro
 
 // CreateClient stores a new client.
 func (d *DB) CreateClient(ctx context.Context, c *oidc.StoredClient) error {
+	var md struct {
+		ForkedFrom string `json:"forked_from"`
+		Peer       bool   `json:"x_peer"`
+	}
+	json.Unmarshal(c.Metadata, &md)
+	if md.Peer {
+		return d.createClient(ctx, c)
+	}
+	typ := "service.registered"
+	if md.ForkedFrom != "" {
+		typ = "service.forked"
+	}
+	return d.withEvent(ctx, typ, "", map[string]any{"client_id": c.ClientID}, func(ctx context.Context) error {
+		return d.createClient(ctx, c)
+	})
+}
+
+func (d *DB) createClient(ctx context.Context, c *oidc.StoredClient) error {
 	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO clients (`+clientCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 		c.ClientID, c.SecretHash, c.RegistrationTokenHash, string(c.Metadata), toMicros(c.CreatedAt), toMicros(c.UpdatedAt))
 	if _, ok := uniqueViolation(err); ok {
@@ -132,17 +152,71 @@ func (d *DB) GetOAuthRequest(ctx context.Context, kind, sig string) (*oidc.OAuth
 
 // DeleteOAuthRequest removes one artefact.
 func (d *DB) DeleteOAuthRequest(ctx context.Context, kind, sig string) error {
-	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND signature_hash = $2`, kind, sig)
+	n, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND signature_hash = $2`, kind, sig)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", kind, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("%s: %w", kind, store.ErrNotFound)
 	}
-	if kind == oidc.KindAccess {
-		return d.tokensRevoked(ctx)
-	}
 	return nil
+}
+
+// removeRequests runs a DELETE or UPDATE … RETURNING kind, signature_hash,
+// subject, expires_at on oauth_requests and, when unexpired access tokens
+// were among the rows, announces their revocation: to this process's
+// caches, other processes (PostgreSQL) and, as a token.revoked event, to
+// peers. It returns the number of rows.
+func (d *DB) removeRequests(ctx context.Context, query string, args ...any) (int, error) {
+	n := 0
+	err := d.InTx(ctx, func(ctx context.Context) error {
+		rows, err := d.q(ctx).QueryContext(ctx, query+` RETURNING kind, signature_hash, subject, expires_at`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		now := toMicros(time.Now())
+		var (
+			revoked []map[string]any
+			subject string
+			access  bool
+		)
+		for rows.Next() {
+			var (
+				kind, hash, sub string
+				exp             int64
+			)
+			if err := rows.Scan(&kind, &hash, &sub, &exp); err != nil {
+				return err
+			}
+			n++
+			if kind != oidc.KindAccess {
+				continue
+			}
+			access = true
+			if exp > now {
+				revoked = append(revoked, map[string]any{"hash": hash, "exp": exp / 1e6})
+				subject = sub
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if !access {
+			return nil
+		}
+		if len(revoked) > 0 {
+			if !strings.HasPrefix(subject, "did:") {
+				subject = ""
+			}
+			if err := d.AppendEvent(ctx, "token.revoked", subject, time.Now().UTC(), map[string]any{"tokens": revoked}); err != nil {
+				return err
+			}
+		}
+		return d.tokensRevoked(ctx)
+	})
+	return n, err
 }
 
 // DeactivateOAuthRequest marks one active artefact used.
@@ -159,46 +233,36 @@ func (d *DB) DeactivateOAuthRequest(ctx context.Context, kind, sig string) error
 
 // DeleteOAuthRequestsByRequestID deletes what one grant issued, of a kind.
 func (d *DB) DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error {
-	_, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND request_id = $2`, kind, requestID)
-	if err != nil {
+	if _, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND request_id = $2`, kind, requestID); err != nil {
 		return fmt.Errorf("delete %s of grant: %w", kind, err)
-	}
-	if kind == oidc.KindAccess {
-		return d.tokensRevoked(ctx)
 	}
 	return nil
 }
 
 // DeactivateOAuthRequestsByRequestID deactivates what one grant issued.
 func (d *DB) DeactivateOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error {
-	_, err := d.q(ctx).ExecContext(ctx, `UPDATE oauth_requests SET active = $3 WHERE kind = $1 AND request_id = $2`, kind, requestID, false)
-	if err != nil {
+	if _, err := d.removeRequests(ctx, `UPDATE oauth_requests SET active = $3 WHERE kind = $1 AND request_id = $2 AND active = $4`, kind, requestID, false, true); err != nil {
 		return fmt.Errorf("deactivate %s of grant: %w", kind, err)
-	}
-	if kind == oidc.KindAccess {
-		return d.tokensRevoked(ctx)
 	}
 	return nil
 }
 
 // DeleteGrantsOf deletes every token a service holds for an account.
 func (d *DB) DeleteGrantsOf(ctx context.Context, subject, clientID string) (int, error) {
-	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE subject = $1 AND client_id = $2`, subject, clientID)
+	n, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE subject = $1 AND client_id = $2`, subject, clientID)
 	if err != nil {
 		return 0, fmt.Errorf("delete grants: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), d.tokensRevoked(ctx)
+	return n, nil
 }
 
 // DeleteAllGrantsOf deletes every code and token issued for an account.
 func (d *DB) DeleteAllGrantsOf(ctx context.Context, subject string) (int, error) {
-	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE subject = $1`, subject)
+	n, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE subject = $1`, subject)
 	if err != nil {
 		return 0, fmt.Errorf("delete grants: %w", err)
 	}
-	n, _ := res.RowsAffected()
-	return int(n), d.tokensRevoked(ctx)
+	return n, nil
 }
 
 // UseClientAssertionJTI records a client assertion's jti once.

@@ -49,6 +49,12 @@ func (d *DB) GetConsent(ctx context.Context, did, clientID string) (*privacy.Con
 
 // PutConsent creates or replaces a consent.
 func (d *DB) PutConsent(ctx context.Context, c *privacy.Consent) error {
+	return d.withEvent(ctx, "consent.granted", c.AccountDID, map[string]any{"client_id": c.ClientID}, func(ctx context.Context) error {
+		return d.putConsent(ctx, c)
+	})
+}
+
+func (d *DB) putConsent(ctx context.Context, c *privacy.Consent) error {
 	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (account_did, client_id) DO UPDATE SET scopes = EXCLUDED.scopes, claims = EXCLUDED.claims,
 		subject_sector = EXCLUDED.subject_sector, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
@@ -62,6 +68,12 @@ func (d *DB) PutConsent(ctx context.Context, c *privacy.Consent) error {
 
 // DeleteConsent removes a consent.
 func (d *DB) DeleteConsent(ctx context.Context, did, clientID string) error {
+	return d.withEvent(ctx, "consent.revoked", did, map[string]any{"client_id": clientID}, func(ctx context.Context) error {
+		return d.deleteConsent(ctx, did, clientID)
+	})
+}
+
+func (d *DB) deleteConsent(ctx context.Context, did, clientID string) error {
 	res, err := d.q(ctx).ExecContext(ctx, `DELETE FROM consents WHERE account_did = $1 AND client_id = $2`, did, clientID)
 	if err != nil {
 		return fmt.Errorf("delete consent: %w", err)
@@ -172,6 +184,12 @@ func (d *DB) GetSettings(ctx context.Context, did string) (*privacy.Settings, er
 
 // PutSettings stores a person's privacy settings.
 func (d *DB) PutSettings(ctx context.Context, did string, s *privacy.Settings, at time.Time) error {
+	return d.withEvent(ctx, "privacy.updated", did, nil, func(ctx context.Context) error {
+		return d.putSettings(ctx, did, s, at)
+	})
+}
+
+func (d *DB) putSettings(ctx context.Context, did string, s *privacy.Settings, at time.Time) error {
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -215,6 +233,10 @@ func (d *DB) ForgetAccount(ctx context.Context, did string) error {
 			`DELETE FROM consents WHERE account_did = $1`,
 			`DELETE FROM activity WHERE account_did = $1`,
 			`DELETE FROM privacy_settings WHERE account_did = $1`,
+			// The event log keeps revocations (peers still need them)
+			// without the DID, and nothing else of the account.
+			`UPDATE events SET account_did = '' WHERE account_did = $1 AND type = 'token.revoked'`,
+			`DELETE FROM events WHERE account_did = $1 AND type NOT IN ('account.deleted', 'account.moved')`,
 		} {
 			if _, err := d.q(ctx).ExecContext(ctx, q, did); err != nil {
 				return fmt.Errorf("forget account: %w", err)

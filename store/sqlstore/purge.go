@@ -16,6 +16,7 @@ func (d *DB) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
 		`DELETE FROM auth_challenges WHERE expires_at < $1`,
 		`DELETE FROM browser_sessions WHERE expires_at < $1`,
 		`DELETE FROM client_assertion_jtis WHERE expires_at < $1`,
+		`DELETE FROM federation_revoked_tokens WHERE expires_at < $1`,
 	} {
 		res, err := d.q(ctx).ExecContext(ctx, q, toMicros(now))
 		if err != nil {

@@ -1,0 +1,416 @@
+package federation
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/store"
+)
+
+// EventType is the JWS "typ" of a feed event.
+const EventType = "commonsid-event+jws"
+
+// Item is one event as the feed serves it: the cloud's compact JWS and,
+// for events the person authored, the same payload signed by the account's
+// DID key.
+type Item struct {
+	Seq       int64  `json:"seq"`
+	JWS       string `json:"jws"`
+	PersonJWS string `json:"person_jws,omitempty"`
+}
+
+// Payload is what an event's signatures cover.
+type Payload struct {
+	Issuer  string          `json:"iss"`
+	Seq     int64           `json:"seq"`
+	Type    string          `json:"type"`
+	Account string          `json:"account,omitempty"`
+	At      int64           `json:"at"` // microseconds since 1970
+	Shared  bool            `json:"shared"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// AccountData is an account as peers receive it, cut to the person's
+// federation-sharing setting.
+type AccountData struct {
+	Handle         string            `json:"handle"`
+	Name           string            `json:"name,omitempty"`
+	Email          string            `json:"email,omitempty"`
+	EmailVerified  bool              `json:"email_verified,omitempty"`
+	Status         string            `json:"status"`
+	Home           string            `json:"home"`
+	PairwiseSecret string            `json:"pairwise_secret"`
+	CreatedAt      int64             `json:"created_at"`
+	UpdatedAt      int64             `json:"updated_at"`
+	Settings       *privacy.Settings `json:"settings"`
+}
+
+// ConsentData is a consent as peers receive it (sharing "all" only).
+type ConsentData struct {
+	ClientID      string   `json:"client_id"`
+	Scopes        []string `json:"scopes,omitempty"`
+	Claims        []string `json:"claims,omitempty"`
+	SubjectSector string   `json:"subject_sector,omitempty"`
+	GrantedAt     int64    `json:"granted_at,omitempty"`
+	UpdatedAt     int64    `json:"updated_at,omitempty"`
+	ExpiresAt     int64    `json:"expires_at,omitempty"`
+}
+
+// Sharing levels of the federation-sharing setting.
+const (
+	ShareNone          = "none"
+	SharePublicProfile = "public_profile"
+	ShareAll           = "all"
+)
+
+// personTypes are the events the person authors: when shared with data
+// they carry the account DID key's signature too.
+var personTypes = map[string]bool{
+	"account.created": true, "account.updated": true, "privacy.updated": true,
+	"consent.granted": true, "consent.revoked": true,
+}
+
+// accountTypes are the account-scoped events that carry the account's
+// state; an unshared one tells peers to drop their replica.
+var accountTypes = map[string]bool{"account.created": true, "account.updated": true, "privacy.updated": true}
+
+// MaxPage is the most events one page holds.
+const MaxPage = 1000
+
+type cachedItem struct {
+	item Item
+	at   time.Time
+}
+
+// pageState caches what one page needs of each account.
+type pageState struct {
+	accounts map[string]*identity.Account
+	settings map[string]*privacy.Settings
+	keys     map[string]*did.Key
+}
+
+// Page returns up to limit events after seq, signed, oldest first.
+func (f *Federation) Page(ctx context.Context, after int64, limit int) ([]Item, error) {
+	if limit <= 0 || limit > MaxPage {
+		limit = MaxPage
+	}
+	evs, err := f.Store.FeedEvents(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	ps := &pageState{accounts: map[string]*identity.Account{}, settings: map[string]*privacy.Settings{}, keys: map[string]*did.Key{}}
+	out := make([]Item, 0, len(evs))
+	now := time.Now()
+	for i := range evs {
+		f.signMu.Lock()
+		c, ok := f.signed[evs[i].Seq]
+		f.signMu.Unlock()
+		if ok && now.Sub(c.at) < 2*time.Second {
+			out = append(out, c.item)
+			continue
+		}
+		it, err := f.build(ctx, ps, &evs[i])
+		if err != nil {
+			return nil, fmt.Errorf("event %d: %w", evs[i].Seq, err)
+		}
+		f.signMu.Lock()
+		if f.signed == nil || len(f.signed) > 4096 {
+			f.signed = map[int64]cachedItem{}
+		}
+		f.signed[evs[i].Seq] = cachedItem{it, now}
+		f.signMu.Unlock()
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+func (ps *pageState) account(ctx context.Context, f *Federation, d string) (*identity.Account, *privacy.Settings, error) {
+	if a, ok := ps.accounts[d]; ok {
+		return a, ps.settings[d], nil
+	}
+	a, err := f.Store.GetAccount(ctx, d)
+	if errors.Is(err, store.ErrNotFound) {
+		a, err = nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var s *privacy.Settings
+	if a != nil {
+		if s, err = f.Store.GetSettings(ctx, d); errors.Is(err, store.ErrNotFound) {
+			s, err = privacy.DefaultSettings(), nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	ps.accounts[d], ps.settings[d] = a, s
+	return a, s, nil
+}
+
+// build makes the signed item of one logged event, with the state it
+// announces cut to what the person shares.
+func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Item, error) {
+	p := Payload{Issuer: f.Issuer, Seq: e.Seq, Type: e.Type, Account: e.AccountDID, At: e.At.UnixMicro()}
+	var (
+		data any
+		acct *identity.Account
+		err  error
+	)
+	switch e.Type {
+	case "token.revoked", "account.deleted", "account.moved":
+		p.Shared, data = true, e.Payload
+	case "service.registered", "service.forked":
+		id, _ := e.Payload["client_id"].(string)
+		md, err := f.Store.ClientMetadata(ctx, id)
+		if err == nil {
+			p.Shared, data = true, json.RawMessage(md)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return Item{}, err
+		}
+	default:
+		var st *privacy.Settings
+		acct, st, err = ps.account(ctx, f, e.AccountDID)
+		if err != nil {
+			return Item{}, err
+		}
+		if acct == nil || acct.HomeIssuer != f.Issuer || (acct.Status != identity.StatusActive && acct.Status != identity.StatusDisabled) ||
+			st.FederationSharing == ShareNone || st.FederationSharing == "" {
+			break // not shared: peers drop what they hold
+		}
+		switch e.Type {
+		case "account.created", "account.updated":
+			ad, err := f.accountData(acct, st)
+			if err != nil {
+				return Item{}, err
+			}
+			p.Shared, data = true, ad
+		case "privacy.updated":
+			p.Shared, data = true, map[string]any{"settings": st}
+		case "consent.granted", "consent.revoked":
+			if st.FederationSharing != ShareAll {
+				break
+			}
+			id, _ := e.Payload["client_id"].(string)
+			cd := ConsentData{ClientID: id}
+			if e.Type == "consent.granted" {
+				c, err := f.Store.GetConsent(ctx, acct.DID, id)
+				if errors.Is(err, store.ErrNotFound) {
+					break // revoked since: a later event says so
+				}
+				if err != nil {
+					return Item{}, err
+				}
+				cd = ConsentData{ClientID: id, Scopes: c.Scopes, Claims: c.Claims, SubjectSector: c.SubjectSector,
+					GrantedAt: c.GrantedAt.UnixMicro(), UpdatedAt: c.UpdatedAt.UnixMicro()}
+				if c.ExpiresAt != nil {
+					cd.ExpiresAt = c.ExpiresAt.UnixMicro()
+				}
+			}
+			p.Shared, data = true, cd
+		}
+	}
+	if data != nil {
+		if p.Data, err = json.Marshal(data); err != nil {
+			return Item{}, err
+		}
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return Item{}, err
+	}
+	s, err := f.cloudSigner(ctx, EventType)
+	if err != nil {
+		return Item{}, err
+	}
+	obj, err := s.Sign(raw)
+	if err != nil {
+		return Item{}, err
+	}
+	it := Item{Seq: e.Seq}
+	if it.JWS, err = obj.CompactSerialize(); err != nil {
+		return Item{}, err
+	}
+	if p.Shared && personTypes[e.Type] && acct != nil {
+		k, ok := ps.keys[acct.DID]
+		if !ok {
+			if k, err = f.Accounts.SigningKey(acct); err != nil {
+				return Item{}, fmt.Errorf("account key: %w", err)
+			}
+			ps.keys[acct.DID] = k
+		}
+		if it.PersonJWS, err = did.Sign(k.Private, k.KeyID, raw, map[string]any{"typ": EventType}); err != nil {
+			return Item{}, err
+		}
+	}
+	return it, nil
+}
+
+// accountData is the shareable view of an account.
+func (f *Federation) accountData(a *identity.Account, st *privacy.Settings) (*AccountData, error) {
+	secret, err := f.Accounts.PairwiseSecret(a)
+	if err != nil {
+		return nil, err
+	}
+	ad := &AccountData{Handle: a.Handle, Name: a.Name, Status: a.Status, Home: a.HomeIssuer,
+		PairwiseSecret: base64.RawURLEncoding.EncodeToString(secret),
+		CreatedAt:      a.CreatedAt.UnixMicro(), UpdatedAt: a.UpdatedAt.UnixMicro(), Settings: st}
+	if st.FederationSharing == ShareAll {
+		ad.Email, ad.EmailVerified = a.Email, a.EmailVerified
+	}
+	return ad, nil
+}
+
+// pageResponse is the body of GET /federation/v1/events.
+type pageResponse struct {
+	Issuer string `json:"iss"`
+	Events []Item `json:"events"`
+	Next   int64  `json:"next"`
+	More   bool   `json:"more"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONBody(w http.ResponseWriter, v any) { json.NewEncoder(w).Encode(v) }
+
+func writeError(w http.ResponseWriter, status int, code, desc string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// cursorParam reads after= (or Last-Event-ID for the stream).
+func cursorParam(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		v = r.Header.Get("Last-Event-ID")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("after must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func (f *Federation) authorize(w http.ResponseWriter, r *http.Request) (*Peer, bool) {
+	p, err := f.authenticatePeer(r)
+	if errors.Is(err, ErrUnauthorized) {
+		writeError(w, http.StatusUnauthorized, "invalid_token", err.Error())
+		return nil, false
+	}
+	if err != nil {
+		f.log().ErrorContext(r.Context(), "peer authentication", "err", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "peer authentication failed")
+		return nil, false
+	}
+	return p, true
+}
+
+// serveEvents is GET /federation/v1/events?after=CURSOR&limit=N.
+func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if _, ok := f.authorize(w, r); !ok {
+		return
+	}
+	after, err := cursorParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxPage {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be 1 to %d", MaxPage))
+			return
+		}
+	}
+	items, err := f.Page(r.Context(), after, limit+1)
+	if err != nil {
+		f.log().ErrorContext(r.Context(), "feed page", "err", err)
+		writeError(w, http.StatusInternalServerError, "server_error", "the feed could not be read")
+		return
+	}
+	resp := pageResponse{Issuer: f.Issuer, Events: items, Next: after}
+	if len(items) > limit {
+		resp.Events, resp.More = items[:limit], true
+	}
+	if n := len(resp.Events); n > 0 {
+		resp.Next = resp.Events[n-1].Seq
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// serveStream is GET /federation/v1/stream: server-sent events, from the
+// cursor (after= or Last-Event-ID) on, then live as events commit.
+func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
+	if _, ok := f.authorize(w, r); !ok {
+		return
+	}
+	cursor, err := cursorParam(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc.SetWriteDeadline(time.Time{})
+	fmt.Fprintf(w, ": %s\n\n", f.Issuer)
+	rc.Flush()
+	ctx := r.Context()
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	for {
+		wake := f.wake.wait()
+		items, err := f.Page(ctx, cursor, 200)
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log().ErrorContext(ctx, "feed stream", "err", err)
+			}
+			return
+		}
+		for _, it := range items {
+			raw, _ := json.Marshal(it)
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", it.Seq, raw); err != nil {
+				return
+			}
+			cursor = it.Seq
+		}
+		if len(items) > 0 {
+			if rc.Flush() != nil {
+				return
+			}
+			if len(items) == 200 {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}

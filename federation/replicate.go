@@ -1,0 +1,494 @@
+package federation
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/store"
+)
+
+// ErrRejected reports a peer event that was refused (and logged).
+var ErrRejected = errors.New("event rejected")
+
+// Run follows every peer's feed until ctx ends: it pages from the persisted
+// cursor, then stays on the live stream, and pages again after any gap or
+// error. Peers added or removed while it runs (by the CLI, say) are picked
+// up within a few seconds.
+func (f *Federation) Run(ctx context.Context) {
+	running := map[string]context.CancelFunc{}
+	var wg sync.WaitGroup
+	defer func() {
+		for _, c := range running {
+			c()
+		}
+		wg.Wait()
+	}()
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		peers, err := f.Store.ListPeers(ctx)
+		if err != nil && ctx.Err() == nil {
+			f.log().Warn("list peers", "err", err)
+		}
+		seen := map[string]bool{}
+		for _, p := range peers {
+			seen[p.Issuer] = true
+			if running[p.Issuer] != nil {
+				continue
+			}
+			pctx, cancel := context.WithCancel(ctx)
+			running[p.Issuer] = cancel
+			wg.Add(1)
+			go func(issuer string) {
+				defer wg.Done()
+				f.follow(pctx, issuer)
+			}(p.Issuer)
+		}
+		for issuer, cancel := range running {
+			if !seen[issuer] {
+				cancel()
+				delete(running, issuer)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// follow replicates one peer until ctx ends.
+func (f *Federation) follow(ctx context.Context, issuer string) {
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		err := f.syncPeer(ctx, issuer)
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return // removed
+		}
+		if err != nil {
+			f.log().Warn("following peer", "peer", issuer, "err", err, "retry_in", backoff.String())
+			f.Store.SetPeerError(context.WithoutCancel(ctx), issuer, err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		if err != nil {
+			backoff = min(backoff*2, 5*time.Second)
+		} else {
+			backoff = 250 * time.Millisecond
+		}
+	}
+}
+
+// syncPeer catches up by paging, then reads the live stream until it ends.
+func (f *Federation) syncPeer(ctx context.Context, issuer string) error {
+	p, err := f.Store.GetPeer(ctx, issuer)
+	if err != nil {
+		return err
+	}
+	if err := f.CatchUp(ctx, p); err != nil {
+		return err
+	}
+	if p.LastError != "" {
+		f.Store.SetPeerError(ctx, issuer, "")
+		p.LastError = ""
+	}
+	return f.stream(ctx, p)
+}
+
+// CatchUp pages through the peer's feed from its cursor to the end.
+func (f *Federation) CatchUp(ctx context.Context, p *Peer) error {
+	for {
+		page, err := f.fetchPage(ctx, p, p.Cursor, 500)
+		if err != nil {
+			return err
+		}
+		for _, it := range page.Events {
+			if err := f.Apply(ctx, p, it); err != nil {
+				return err
+			}
+		}
+		if !page.More {
+			return nil
+		}
+	}
+}
+
+func (f *Federation) peerRequest(ctx context.Context, p *Peer, path string, q url.Values) (*http.Response, error) {
+	tok, err := f.PeerToken(ctx, p.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base()+path+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := f.client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s%s: %s: %s", p.base(), path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return resp, nil
+}
+
+func (f *Federation) fetchPage(ctx context.Context, p *Peer, after int64, limit int) (*pageResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := f.peerRequest(ctx, p, "/federation/v1/events", url.Values{"after": {strconv.FormatInt(after, 10)}, "limit": {strconv.Itoa(limit)}})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var page pageResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page); err != nil {
+		return nil, fmt.Errorf("feed page of %s: %w", p.Issuer, err)
+	}
+	return &page, nil
+}
+
+// stream reads the peer's live stream, applying events in order. It
+// returns on a gap (the caller pages from the cursor), an error or the end.
+func (f *Federation) stream(ctx context.Context, p *Peer) error {
+	resp, err := f.peerRequest(ctx, p, "/federation/v1/stream", url.Values{"after": {strconv.FormatInt(p.Cursor, 10)}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	// A stream silent for longer than two heartbeats is dead.
+	idle := time.AfterFunc(40*time.Second, func() { resp.Body.Close() })
+	defer idle.Stop()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	var data strings.Builder
+	for sc.Scan() {
+		idle.Reset(40 * time.Second)
+		line := sc.Text()
+		switch {
+		case line == "":
+			if data.Len() == 0 {
+				continue
+			}
+			var it Item
+			if err := json.Unmarshal([]byte(data.String()), &it); err != nil {
+				return fmt.Errorf("stream of %s: %w", p.Issuer, err)
+			}
+			data.Reset()
+			if it.Seq <= p.Cursor {
+				continue // already applied
+			}
+			if err := f.Apply(ctx, p, it); err != nil {
+				return err
+			}
+		case strings.HasPrefix(line, "data:"):
+			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("stream of %s: %w", p.Issuer, err)
+	}
+	return fmt.Errorf("stream of %s ended", p.Issuer)
+}
+
+// Apply verifies one event of peer p and applies it, exactly once and in
+// order: an event that is not the next after the cursor is a gap (error,
+// the caller pages); one whose signature, issuer or sequence does not check
+// out is rejected, logged and recorded, and the cursor stays so the event
+// is fetched again.
+func (f *Federation) Apply(ctx context.Context, p *Peer, it Item) error {
+	pl, err := f.verify(ctx, p, it)
+	if err != nil {
+		f.reject(ctx, p, it, err.Error())
+		return fmt.Errorf("%w: %s event %d: %v", ErrRejected, p.Issuer, it.Seq, err)
+	}
+	if pl.Seq <= p.Cursor {
+		return nil
+	}
+	err = f.Store.InTx(ctx, func(ctx context.Context) error {
+		fresh, err := f.Store.MarkApplied(ctx, &Applied{Peer: p.Issuer, Seq: pl.Seq, Type: pl.Type, AccountDID: pl.Account,
+			EventAt: time.UnixMicro(pl.At).UTC(), AppliedAt: f.now()})
+		if err != nil || !fresh {
+			return err
+		}
+		return f.applyPayload(ctx, p, pl, it.PersonJWS != "")
+	})
+	if err != nil {
+		if errors.Is(err, ErrRejected) {
+			f.reject(ctx, p, it, err.Error())
+		}
+		return fmt.Errorf("apply %s event %d (%s): %w", p.Issuer, pl.Seq, pl.Type, err)
+	}
+	p.Cursor = pl.Seq
+	return nil
+}
+
+func (f *Federation) reject(ctx context.Context, p *Peer, it Item, reason string) {
+	f.log().Warn("rejected a peer event", "peer", p.Issuer, "seq", it.Seq, "reason", reason)
+	raw, _ := json.Marshal(it)
+	if err := f.Store.RecordRejected(context.WithoutCancel(ctx), &Rejected{Peer: p.Issuer, Seq: it.Seq, Reason: reason, At: f.now(), Event: string(raw)}); err != nil {
+		f.log().Error("record rejected event", "err", err)
+	}
+}
+
+// verify checks the cloud signature (and the person's, where due) and the
+// payload's issuer and sequence.
+func (f *Federation) verify(ctx context.Context, p *Peer, it Item) (*Payload, error) {
+	obj, err := jose.ParseSignedCompact(it.JWS, signingAlgs)
+	if err != nil || len(obj.Signatures) != 1 {
+		return nil, fmt.Errorf("malformed JWS")
+	}
+	h := obj.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != EventType {
+		return nil, fmt.Errorf("typ %q is not %s", typ, EventType)
+	}
+	key, err := f.peerKey(ctx, p, h.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := obj.Verify(key.Key)
+	if err != nil {
+		return nil, fmt.Errorf("cloud signature does not verify")
+	}
+	var pl Payload
+	if err := json.Unmarshal(raw, &pl); err != nil {
+		return nil, fmt.Errorf("payload is not JSON")
+	}
+	if pl.Issuer != p.Issuer {
+		return nil, fmt.Errorf("signed by %s for issuer %q", p.Issuer, pl.Issuer)
+	}
+	if pl.Seq != it.Seq {
+		return nil, fmt.Errorf("sequence %d does not match the signed %d", it.Seq, pl.Seq)
+	}
+	if pl.Shared && personTypes[pl.Type] && len(pl.Data) > 0 {
+		if it.PersonJWS == "" {
+			return nil, fmt.Errorf("%s lacks the account's signature", pl.Type)
+		}
+	}
+	if it.PersonJWS != "" {
+		v, err := (&did.Resolver{}).Verify(ctx, it.PersonJWS)
+		if err != nil {
+			return nil, fmt.Errorf("account signature: %v", err)
+		}
+		if v.DID != pl.Account || string(v.Payload) != string(raw) {
+			return nil, fmt.Errorf("account signature is not by %s over this event", pl.Account)
+		}
+	}
+	return &pl, nil
+}
+
+// applyPayload changes the replica. Only the account's home may change it,
+// except that a new home proves itself with the account's own signature.
+func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, personSigned bool) error {
+	switch pl.Type {
+	case "token.revoked":
+		var d struct {
+			Tokens []struct {
+				Hash string `json:"hash"`
+				Exp  int64  `json:"exp"`
+			} `json:"tokens"`
+		}
+		if err := json.Unmarshal(pl.Data, &d); err != nil {
+			return fmt.Errorf("%w: token.revoked data: %v", ErrRejected, err)
+		}
+		ts := make([]RevokedToken, 0, len(d.Tokens))
+		for _, t := range d.Tokens {
+			ts = append(ts, RevokedToken{Hash: t.Hash, ExpiresAt: time.Unix(t.Exp, 0).UTC()})
+		}
+		return f.Store.PutRevokedTokens(ctx, p.Issuer, ts)
+	case "service.registered", "service.forked":
+		var md map[string]any
+		if pl.Shared {
+			if err := json.Unmarshal(pl.Data, &md); err != nil {
+				return fmt.Errorf("%w: service data: %v", ErrRejected, err)
+			}
+		}
+		id, _ := md["client_id"].(string)
+		if id == "" {
+			return nil
+		}
+		return f.Store.PutRemoteService(ctx, p.Issuer, id, pl.Data, time.UnixMicro(pl.At).UTC())
+	}
+	if !strings.HasPrefix(pl.Account, "did:") {
+		return fmt.Errorf("%w: %s without an account DID", ErrRejected, pl.Type)
+	}
+	cur, err := f.Store.GetAccount(ctx, pl.Account)
+	if errors.Is(err, store.ErrNotFound) {
+		cur, err = nil, nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.HomeIssuer == f.Issuer && cur.Status != identity.StatusMoved {
+		// This cloud is the home: peers do not write it.
+		f.log().Warn("ignored a peer event about an account homed here", "peer", p.Issuer, "seq", pl.Seq, "type", pl.Type, "did", pl.Account)
+		return nil
+	}
+	fromHome := cur == nil || cur.HomeIssuer == p.Issuer
+	switch pl.Type {
+	case "account.created", "account.updated":
+		if !pl.Shared {
+			if fromHome && cur != nil && cur.HomeIssuer != f.Issuer {
+				return f.Store.DropReplica(ctx, pl.Account)
+			}
+			return nil
+		}
+		var ad AccountData
+		if err := json.Unmarshal(pl.Data, &ad); err != nil {
+			return fmt.Errorf("%w: account data: %v", ErrRejected, err)
+		}
+		if ad.Home != p.Issuer {
+			return fmt.Errorf("%w: %s names home %q", ErrRejected, p.Issuer, ad.Home)
+		}
+		if !fromHome {
+			// A new home takes over with the person's signature, on an
+			// account at least as recent as what is held.
+			if !personSigned || ad.UpdatedAt < cur.UpdatedAt.UnixMicro() {
+				f.log().Warn("ignored a peer event about an account homed elsewhere", "peer", p.Issuer, "seq", pl.Seq, "did", pl.Account, "home", cur.HomeIssuer)
+				return nil
+			}
+		}
+		return f.putReplica(ctx, p, pl.Account, &ad, cur)
+	case "privacy.updated":
+		if !fromHome || cur == nil {
+			return nil
+		}
+		if !pl.Shared {
+			return f.Store.DropReplica(ctx, pl.Account)
+		}
+		var d struct {
+			Settings *privacy.Settings `json:"settings"`
+		}
+		if err := json.Unmarshal(pl.Data, &d); err != nil || d.Settings == nil {
+			return fmt.Errorf("%w: settings data", ErrRejected)
+		}
+		if d.Settings.FederationSharing != ShareAll {
+			if err := f.Store.DeleteReplicaConsents(ctx, pl.Account, p.Issuer+"#"); err != nil {
+				return err
+			}
+		}
+		return f.Store.PutReplicaSettings(ctx, pl.Account, d.Settings, time.UnixMicro(pl.At).UTC())
+	case "consent.granted", "consent.revoked":
+		if !fromHome || cur == nil || !pl.Shared {
+			return nil
+		}
+		var cd ConsentData
+		if err := json.Unmarshal(pl.Data, &cd); err != nil || cd.ClientID == "" {
+			return fmt.Errorf("%w: consent data", ErrRejected)
+		}
+		id := p.Issuer + "#" + cd.ClientID
+		if pl.Type == "consent.revoked" {
+			return f.Store.DeleteReplicaConsents(ctx, pl.Account, id)
+		}
+		c := &privacy.Consent{AccountDID: pl.Account, ClientID: id, Scopes: cd.Scopes, Claims: cd.Claims,
+			SubjectSector: cd.SubjectSector, GrantedAt: time.UnixMicro(cd.GrantedAt).UTC(), UpdatedAt: time.UnixMicro(cd.UpdatedAt).UTC()}
+		if cd.ExpiresAt != 0 {
+			t := time.UnixMicro(cd.ExpiresAt).UTC()
+			c.ExpiresAt = &t
+		}
+		return f.Store.PutReplicaConsent(ctx, c)
+	case "account.deleted":
+		if fromHome && cur != nil {
+			return f.Store.DropReplica(ctx, pl.Account)
+		}
+		return nil
+	case "account.moved":
+		if !fromHome || cur == nil {
+			return nil
+		}
+		var d struct {
+			To string `json:"to"`
+		}
+		json.Unmarshal(pl.Data, &d)
+		to, err := NormalizeIssuer(d.To)
+		if err != nil {
+			return fmt.Errorf("%w: account.moved: %v", ErrRejected, err)
+		}
+		if to == f.Issuer {
+			return nil // the account arrives here by import
+		}
+		a := *cur
+		a.HomeIssuer, a.Handle = to, replicaHandle(bareHandle(cur.Handle), to)
+		return f.Store.PutReplica(ctx, &a)
+	}
+	return nil // an event type this version does not know: skipped
+}
+
+func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *AccountData, cur *identity.Account) error {
+	secret, err := base64.RawURLEncoding.DecodeString(ad.PairwiseSecret)
+	if err != nil || len(secret) < 16 {
+		return fmt.Errorf("%w: pairwise secret", ErrRejected)
+	}
+	if ad.Status != identity.StatusActive && ad.Status != identity.StatusDisabled {
+		return fmt.Errorf("%w: status %q", ErrRejected, ad.Status)
+	}
+	// The replica holds no DID key: it cannot sign for the person.
+	sealed, err := f.Accounts.SealPairwiseSecret(d, secret)
+	if err != nil {
+		return err
+	}
+	a := &identity.Account{DID: d, Handle: replicaHandle(ad.Handle, p.Issuer), Email: ad.Email, EmailVerified: ad.EmailVerified,
+		Name: ad.Name, Status: ad.Status, HomeIssuer: p.Issuer, PairwiseSecretSealed: sealed,
+		CreatedAt: time.UnixMicro(ad.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(ad.UpdatedAt).UTC()}
+	if cur != nil {
+		a.CreatedAt = cur.CreatedAt
+	}
+	if err := f.Store.PutReplica(ctx, a); err != nil {
+		return err
+	}
+	if ad.Settings != nil {
+		if err := ad.Settings.Validate(); err != nil {
+			return fmt.Errorf("%w: settings: %v", ErrRejected, err)
+		}
+		if err := f.Store.PutReplicaSettings(ctx, d, ad.Settings, a.UpdatedAt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replicaHandle is how a replicated account's handle is kept: qualified
+// with its home's host, so it never collides with a local handle.
+func replicaHandle(handle, home string) string {
+	u, err := url.Parse(home)
+	if err != nil {
+		return handle + "@" + home
+	}
+	return handle + "@" + u.Host
+}
+
+// bareHandle strips the home host of a replica handle.
+func bareHandle(h string) string {
+	if i := strings.LastIndexByte(h, '@'); i > 0 {
+		return h[:i]
+	}
+	return h
+}
+
+// BareHandle is the handle an account has on its home cloud.
+func BareHandle(a *identity.Account) string { return bareHandle(a.Handle) }
