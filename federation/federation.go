@@ -104,6 +104,7 @@ type Store interface {
 	GetAccount(ctx context.Context, did string) (*identity.Account, error)
 	GetSettings(ctx context.Context, did string) (*privacy.Settings, error)
 	GetConsent(ctx context.Context, did, clientID string) (*privacy.Consent, error)
+	ListConsents(ctx context.Context, did string) ([]*privacy.Consent, error)
 	ClientMetadata(ctx context.Context, clientID string) ([]byte, error)
 
 	PutReplica(ctx context.Context, a *identity.Account) error
@@ -134,6 +135,8 @@ type Federation struct {
 	ErrorPage    func(w http.ResponseWriter, r *http.Request, status int, title, msg string)
 
 	wake     wakeup
+	closing  chan struct{}
+	closeMu  sync.Mutex
 	keyMu    sync.Mutex
 	keyFetch map[string]time.Time // last JWKS refresh per peer
 	signMu   sync.Mutex
@@ -192,3 +195,27 @@ func (w *wakeup) notify() {
 // EventsAppended wakes the live streams; wire it to the store's
 // notifications of committed events.
 func (f *Federation) EventsAppended() { f.wake.notify() }
+
+// Shutdown ends the live streams being served, so that the HTTP server's
+// graceful shutdown does not wait on them.
+func (f *Federation) Shutdown() {
+	f.closeMu.Lock()
+	defer f.closeMu.Unlock()
+	if f.closing == nil {
+		f.closing = make(chan struct{})
+	}
+	select {
+	case <-f.closing:
+	default:
+		close(f.closing)
+	}
+}
+
+func (f *Federation) closed() <-chan struct{} {
+	f.closeMu.Lock()
+	defer f.closeMu.Unlock()
+	if f.closing == nil {
+		f.closing = make(chan struct{})
+	}
+	return f.closing
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
@@ -52,6 +53,9 @@ type AccountData struct {
 	CreatedAt      int64             `json:"created_at"`
 	UpdatedAt      int64             `json:"updated_at"`
 	Settings       *privacy.Settings `json:"settings"`
+	// Consents, in privacy.updated events with sharing "all": every
+	// consent the person holds on their home cloud.
+	Consents []ConsentData `json:"consents,omitempty"`
 }
 
 // ConsentData is a consent as peers receive it (sharing "all" only).
@@ -78,10 +82,6 @@ var personTypes = map[string]bool{
 	"account.created": true, "account.updated": true, "privacy.updated": true,
 	"consent.granted": true, "consent.revoked": true,
 }
-
-// accountTypes are the account-scoped events that carry the account's
-// state; an unshared one tells peers to drop their replica.
-var accountTypes = map[string]bool{"account.created": true, "account.updated": true, "privacy.updated": true}
 
 // MaxPage is the most events one page holds.
 const MaxPage = 1000
@@ -195,7 +195,27 @@ func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Ite
 			}
 			p.Shared, data = true, ad
 		case "privacy.updated":
-			p.Shared, data = true, map[string]any{"settings": st}
+			// The whole shareable account: sharing may just have been
+			// turned on, and peers hold nothing yet. With "all", the
+			// consents too, replacing what peers hold.
+			ad, err := f.accountData(acct, st)
+			if err != nil {
+				return Item{}, err
+			}
+			if st.FederationSharing == ShareAll {
+				cs, err := f.Store.ListConsents(ctx, acct.DID)
+				if err != nil {
+					return Item{}, err
+				}
+				ad.Consents = []ConsentData{}
+				for _, c := range cs {
+					if strings.Contains(c.ClientID, "#") {
+						continue // a peer's service, replicated here
+					}
+					ad.Consents = append(ad.Consents, consentData(c))
+				}
+			}
+			p.Shared, data = true, ad
 		case "consent.granted", "consent.revoked":
 			if st.FederationSharing != ShareAll {
 				break
@@ -210,11 +230,7 @@ func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Ite
 				if err != nil {
 					return Item{}, err
 				}
-				cd = ConsentData{ClientID: id, Scopes: c.Scopes, Claims: c.Claims, SubjectSector: c.SubjectSector,
-					GrantedAt: c.GrantedAt.UnixMicro(), UpdatedAt: c.UpdatedAt.UnixMicro()}
-				if c.ExpiresAt != nil {
-					cd.ExpiresAt = c.ExpiresAt.UnixMicro()
-				}
+				cd = consentData(c)
 			}
 			p.Shared, data = true, cd
 		}
@@ -253,6 +269,15 @@ func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Ite
 		}
 	}
 	return it, nil
+}
+
+func consentData(c *privacy.Consent) ConsentData {
+	cd := ConsentData{ClientID: c.ClientID, Scopes: c.Scopes, Claims: c.Claims, SubjectSector: c.SubjectSector,
+		GrantedAt: c.GrantedAt.UnixMicro(), UpdatedAt: c.UpdatedAt.UnixMicro()}
+	if c.ExpiresAt != nil {
+		cd.ExpiresAt = c.ExpiresAt.UnixMicro()
+	}
+	return cd
 }
 
 // accountData is the shareable view of an account.
@@ -377,6 +402,7 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, ": %s\n\n", f.Issuer)
 	rc.Flush()
 	ctx := r.Context()
+	closing := f.closed()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	for {
@@ -405,6 +431,8 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-ctx.Done():
+			return
+		case <-closing:
 			return
 		case <-wake:
 		case <-heartbeat.C:

@@ -29,7 +29,7 @@ var ErrRejected = errors.New("event rejected")
 // Run follows every peer's feed until ctx ends: it pages from the persisted
 // cursor, then stays on the live stream, and pages again after any gap or
 // error. Peers added or removed while it runs (by the CLI, say) are picked
-// up within a few seconds.
+// up within a second.
 func (f *Federation) Run(ctx context.Context) {
 	running := map[string]context.CancelFunc{}
 	var wg sync.WaitGroup
@@ -39,7 +39,7 @@ func (f *Federation) Run(ctx context.Context) {
 		}
 		wg.Wait()
 	}()
-	t := time.NewTicker(3 * time.Second)
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		peers, err := f.Store.ListPeers(ctx)
@@ -375,24 +375,36 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		}
 		return f.putReplica(ctx, p, pl.Account, &ad, cur)
 	case "privacy.updated":
-		if !fromHome || cur == nil {
+		if !fromHome {
 			return nil
 		}
 		if !pl.Shared {
-			return f.Store.DropReplica(ctx, pl.Account)
+			if cur != nil {
+				return f.Store.DropReplica(ctx, pl.Account)
+			}
+			return nil
 		}
-		var d struct {
-			Settings *privacy.Settings `json:"settings"`
+		var ad AccountData
+		if err := json.Unmarshal(pl.Data, &ad); err != nil || ad.Settings == nil {
+			return fmt.Errorf("%w: privacy data", ErrRejected)
 		}
-		if err := json.Unmarshal(pl.Data, &d); err != nil || d.Settings == nil {
-			return fmt.Errorf("%w: settings data", ErrRejected)
+		if ad.Home != p.Issuer {
+			return fmt.Errorf("%w: %s names home %q", ErrRejected, p.Issuer, ad.Home)
 		}
-		if d.Settings.FederationSharing != ShareAll {
-			if err := f.Store.DeleteReplicaConsents(ctx, pl.Account, p.Issuer+"#"); err != nil {
+		if err := f.putReplica(ctx, p, pl.Account, &ad, cur); err != nil {
+			return err
+		}
+		// The consents held from this home are replaced by the list (none
+		// unless the person shares "all").
+		if err := f.Store.DeleteReplicaConsents(ctx, pl.Account, p.Issuer+"#"); err != nil {
+			return err
+		}
+		for _, cd := range ad.Consents {
+			if err := f.Store.PutReplicaConsent(ctx, replicaConsent(p.Issuer, pl.Account, cd)); err != nil {
 				return err
 			}
 		}
-		return f.Store.PutReplicaSettings(ctx, pl.Account, d.Settings, time.UnixMicro(pl.At).UTC())
+		return nil
 	case "consent.granted", "consent.revoked":
 		if !fromHome || cur == nil || !pl.Shared {
 			return nil
@@ -401,17 +413,10 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		if err := json.Unmarshal(pl.Data, &cd); err != nil || cd.ClientID == "" {
 			return fmt.Errorf("%w: consent data", ErrRejected)
 		}
-		id := p.Issuer + "#" + cd.ClientID
 		if pl.Type == "consent.revoked" {
-			return f.Store.DeleteReplicaConsents(ctx, pl.Account, id)
+			return f.Store.DeleteReplicaConsents(ctx, pl.Account, p.Issuer+"#"+cd.ClientID)
 		}
-		c := &privacy.Consent{AccountDID: pl.Account, ClientID: id, Scopes: cd.Scopes, Claims: cd.Claims,
-			SubjectSector: cd.SubjectSector, GrantedAt: time.UnixMicro(cd.GrantedAt).UTC(), UpdatedAt: time.UnixMicro(cd.UpdatedAt).UTC()}
-		if cd.ExpiresAt != 0 {
-			t := time.UnixMicro(cd.ExpiresAt).UTC()
-			c.ExpiresAt = &t
-		}
-		return f.Store.PutReplicaConsent(ctx, c)
+		return f.Store.PutReplicaConsent(ctx, replicaConsent(p.Issuer, pl.Account, cd))
 	case "account.deleted":
 		if fromHome && cur != nil {
 			return f.Store.DropReplica(ctx, pl.Account)
@@ -437,6 +442,18 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		return f.Store.PutReplica(ctx, &a)
 	}
 	return nil // an event type this version does not know: skipped
+}
+
+// replicaConsent is a consent held for a peer's service: its client_id is
+// "issuer#client_id".
+func replicaConsent(issuer, account string, cd ConsentData) *privacy.Consent {
+	c := &privacy.Consent{AccountDID: account, ClientID: issuer + "#" + cd.ClientID, Scopes: cd.Scopes, Claims: cd.Claims,
+		SubjectSector: cd.SubjectSector, GrantedAt: time.UnixMicro(cd.GrantedAt).UTC(), UpdatedAt: time.UnixMicro(cd.UpdatedAt).UTC()}
+	if cd.ExpiresAt != 0 {
+		t := time.UnixMicro(cd.ExpiresAt).UTC()
+		c.ExpiresAt = &t
+	}
+	return c
 }
 
 func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *AccountData, cur *identity.Account) error {

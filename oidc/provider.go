@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -114,7 +115,13 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 	}
 	p.ring = newKeyring(p.Keys)
 	p.signer = &signer{ring: p.ring, issuer: p.Issuer}
+	// Keys of private_key_jwt clients registered by jwks_uri: fetched with
+	// a short timeout, one retry, and no request logging.
+	jwksClient := retryablehttp.NewClient()
+	jwksClient.Logger, jwksClient.RetryMax = nil, 1
+	jwksClient.HTTPClient.Timeout = 5 * time.Second
 	fc := &fosite.Config{
+		JWKSFetcherStrategy:            fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(jwksClient)),
 		AccessTokenLifespan:            p.AccessLifespan,
 		RefreshTokenLifespan:           p.RefreshLifespan,
 		AuthorizeCodeLifespan:          p.CodeLifespan,

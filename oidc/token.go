@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -20,6 +21,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	session := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
 	if err != nil {
+		p.logServerError(ctx, "token request", err)
 		p.oauth.WriteAccessError(ctx, w, ar, err)
 		return
 	}
@@ -38,6 +40,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
+		p.logServerError(ctx, "token response", err)
 		p.oauth.WriteAccessError(ctx, w, ar, err)
 		return
 	}
@@ -153,7 +156,7 @@ func (p *Provider) introspectPeer(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if _, aerr := f.AuthenticateClient(ctx, r, r.PostForm); aerr != nil {
-		p.oauth.WriteIntrospectionError(ctx, w, aerr)
+		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithWrap(aerr).WithHint("Client authentication failed."))
 		return true
 	}
 	if err != nil {
@@ -168,4 +171,21 @@ func (p *Provider) introspectPeer(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(claims)
 	return true
+}
+
+// logServerError logs the cause of an error the client sees only as
+// server_error.
+func (p *Provider) logServerError(ctx context.Context, what string, err error) {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.CodeField != http.StatusInternalServerError {
+		return
+	}
+	msg := err.Error()
+	if rfc != nil {
+		msg = rfc.GetDescription() + " " + rfc.DebugField
+		if c := rfc.Unwrap(); c != nil {
+			msg += ": " + c.Error()
+		}
+	}
+	p.Log.ErrorContext(ctx, what, "err", msg)
 }

@@ -142,6 +142,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
+	hs.RegisterOnShutdown(fed.Shutdown)
 	log.Info("serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "did", cloudDID,
 		"db", cl.db.Dialect().String(), "startup", time.Since(start).Round(time.Millisecond).String())
 
