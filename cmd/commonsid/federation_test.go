@@ -104,7 +104,7 @@ func (j *portJar) jar(u *url.URL) *cookiejar.Jar {
 }
 
 func (j *portJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.jar(u).SetCookies(u, cs) }
-func (j *portJar) Cookies(u *url.URL) []*http.Cookie       { return j.jar(u).Cookies(u) }
+func (j *portJar) Cookies(u *url.URL) []*http.Cookie        { return j.jar(u).Cookies(u) }
 
 func newFedBrowser(t *testing.T) *browser {
 	b := newBrowser(t)
