@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/privacy"
@@ -90,9 +91,9 @@ type Store interface {
 	SetPeerKeys(ctx context.Context, issuer string, jwks []byte, at time.Time) error
 	SetPeerError(ctx context.Context, issuer, msg string) error
 
-	// MarkApplied records (peer, seq) and moves the peer's cursor to seq;
-	// false when it was applied before.
+	// MarkApplied records (peer, seq); false when it was applied before.
 	MarkApplied(ctx context.Context, a *Applied) (bool, error)
+	SetPeerCursor(ctx context.Context, issuer string, seq int64, eventAt time.Time) error
 	RecordRejected(ctx context.Context, r *Rejected) error
 	ListApplied(ctx context.Context, peer string, after int64, limit int) ([]*Applied, error)
 	ListRejected(ctx context.Context, peer string, limit int) ([]*Rejected, error)
@@ -141,6 +142,8 @@ type Federation struct {
 	keyFetch map[string]time.Time // last JWKS refresh per peer
 	signMu   sync.Mutex
 	signed   map[int64]cachedItem // recently served events
+	docMu    sync.Mutex
+	docs     map[string]*did.Document // resolved did:key documents
 }
 
 // ErrNotPeer reports a cloud that is not (or no longer) a peer.

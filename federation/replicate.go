@@ -125,10 +125,8 @@ func (f *Federation) CatchUp(ctx context.Context, p *Peer) error {
 		if err != nil {
 			return err
 		}
-		for _, it := range page.Events {
-			if err := f.Apply(ctx, p, it); err != nil {
-				return err
-			}
+		if err := f.ApplyBatch(ctx, p, page.Events); err != nil {
+			return err
 		}
 		if !page.More {
 			return nil
@@ -173,22 +171,67 @@ func (f *Federation) fetchPage(ctx context.Context, p *Peer, after int64, limit 
 	return &page, nil
 }
 
-// stream reads the peer's live stream, applying events in order. It
-// returns on a gap (the caller pages from the cursor), an error or the end.
+// stream reads the peer's live stream, applying events in order, in
+// batches of what has arrived. It returns on an error or the end; the
+// caller then pages from the cursor.
 func (f *Federation) stream(ctx context.Context, p *Peer) error {
 	resp, err := f.peerRequest(ctx, p, "/federation/v1/stream", url.Values{"after": {strconv.FormatInt(p.Cursor, 10)}})
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	items := make(chan Item, 1024)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- readStream(resp.Body, items)
+		close(items)
+	}()
 	// A stream silent for longer than two heartbeats is dead.
-	idle := time.AfterFunc(40*time.Second, func() { resp.Body.Close() })
+	idle := time.NewTimer(40 * time.Second)
 	defer idle.Stop()
-	sc := bufio.NewScanner(resp.Body)
+	for {
+		var first Item
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-idle.C:
+			return fmt.Errorf("stream of %s: silent for 40 s", p.Issuer)
+		case it, ok := <-items:
+			if !ok {
+				if err := <-errc; err != nil {
+					return fmt.Errorf("stream of %s: %w", p.Issuer, err)
+				}
+				return fmt.Errorf("stream of %s ended", p.Issuer)
+			}
+			first = it
+		}
+		idle.Reset(40 * time.Second)
+		batch := []Item{first}
+	drain:
+		for len(batch) < 500 {
+			select {
+			case it, ok := <-items:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, it)
+			default:
+				break drain
+			}
+		}
+		if err := f.ApplyBatch(ctx, p, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// readStream parses server-sent events into items; heartbeats count as
+// items with Seq 0.
+func readStream(body io.Reader, out chan<- Item) error {
+	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	var data strings.Builder
 	for sc.Scan() {
-		idle.Reset(40 * time.Second)
 		line := sc.Text()
 		switch {
 		case line == "":
@@ -197,55 +240,100 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 			}
 			var it Item
 			if err := json.Unmarshal([]byte(data.String()), &it); err != nil {
-				return fmt.Errorf("stream of %s: %w", p.Issuer, err)
-			}
-			data.Reset()
-			if it.Seq <= p.Cursor {
-				continue // already applied
-			}
-			if err := f.Apply(ctx, p, it); err != nil {
 				return err
 			}
+			data.Reset()
+			out <- it
+		case strings.HasPrefix(line, ":"):
+			out <- Item{} // a comment: the heartbeat
 		case strings.HasPrefix(line, "data:"):
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("stream of %s: %w", p.Issuer, err)
-	}
-	return fmt.Errorf("stream of %s ended", p.Issuer)
+	return sc.Err()
 }
 
-// Apply verifies one event of peer p and applies it, exactly once and in
-// order: an event that is not the next after the cursor is a gap (error,
-// the caller pages); one whose signature, issuer or sequence does not check
-// out is rejected, logged and recorded, and the cursor stays so the event
-// is fetched again.
+// Apply verifies one event of peer p and applies it; see ApplyBatch.
 func (f *Federation) Apply(ctx context.Context, p *Peer, it Item) error {
-	pl, err := f.verify(ctx, p, it)
-	if err != nil {
-		f.reject(ctx, p, it, err.Error())
-		return fmt.Errorf("%w: %s event %d: %v", ErrRejected, p.Issuer, it.Seq, err)
+	return f.ApplyBatch(ctx, p, []Item{it})
+}
+
+// ApplyBatch verifies events of peer p and applies them, in order, exactly
+// once, in one transaction that also moves the peer's cursor. An event
+// whose signature, issuer or sequence does not check out is rejected,
+// logged and recorded; the events before it are applied, and the cursor
+// stays before it so that it is fetched again (a tampering path may heal).
+// An event signed by the peer whose content cannot be applied is recorded
+// as rejected and passed over.
+func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) error {
+	type verified struct {
+		it Item
+		pl *Payload
 	}
-	if pl.Seq <= p.Cursor {
-		return nil
-	}
-	err = f.Store.InTx(ctx, func(ctx context.Context) error {
-		fresh, err := f.Store.MarkApplied(ctx, &Applied{Peer: p.Issuer, Seq: pl.Seq, Type: pl.Type, AccountDID: pl.Account,
-			EventAt: time.UnixMicro(pl.At).UTC(), AppliedAt: f.now()})
-		if err != nil || !fresh {
-			return err
+	var (
+		batch    []verified
+		rejected error
+	)
+	last := p.Cursor
+	for _, it := range items {
+		if it.Seq == 0 || it.Seq <= last {
+			continue // a heartbeat, or already applied
 		}
-		return f.applyPayload(ctx, p, pl, it.PersonJWS != "")
+		pl, err := f.verify(ctx, p, it)
+		if err != nil {
+			f.reject(ctx, p, it, err.Error())
+			rejected = fmt.Errorf("%w: %s event %d: %v", ErrRejected, p.Issuer, it.Seq, err)
+			break
+		}
+		batch = append(batch, verified{it, pl})
+		last = pl.Seq
+	}
+	if len(batch) == 0 {
+		return rejected
+	}
+	var skipped []verified
+	err := f.Store.InTx(ctx, func(ctx context.Context) error {
+		skipped = skipped[:0]
+		seen := map[string]string{} // account → state last written in this batch
+		for _, v := range batch {
+			fresh, err := f.Store.MarkApplied(ctx, &Applied{Peer: p.Issuer, Seq: v.pl.Seq, Type: v.pl.Type, AccountDID: v.pl.Account,
+				EventAt: time.UnixMicro(v.pl.At).UTC(), AppliedAt: f.now()})
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				continue
+			}
+			if v.pl.Type == "account.updated" || v.pl.Type == "account.created" {
+				// The feed carries the account's current state: the same
+				// state again changes nothing.
+				key := v.pl.Account + "\x00" + string(v.pl.Data)
+				if seen[v.pl.Account] == key {
+					continue
+				}
+				seen[v.pl.Account] = key
+			} else {
+				delete(seen, v.pl.Account)
+			}
+			if err := f.applyPayload(ctx, p, v.pl, v.it.PersonJWS != ""); err != nil {
+				if errors.Is(err, ErrRejected) {
+					skipped = append(skipped, v)
+					continue
+				}
+				return fmt.Errorf("apply %s event %d (%s): %w", p.Issuer, v.pl.Seq, v.pl.Type, err)
+			}
+		}
+		end := batch[len(batch)-1].pl
+		return f.Store.SetPeerCursor(ctx, p.Issuer, end.Seq, time.UnixMicro(end.At).UTC())
 	})
 	if err != nil {
-		if errors.Is(err, ErrRejected) {
-			f.reject(ctx, p, it, err.Error())
-		}
-		return fmt.Errorf("apply %s event %d (%s): %w", p.Issuer, pl.Seq, pl.Type, err)
+		return err
 	}
-	p.Cursor = pl.Seq
-	return nil
+	for _, v := range skipped {
+		f.reject(ctx, p, v.it, "content: "+v.pl.Type+" could not be applied")
+	}
+	p.Cursor = last
+	return rejected
 }
 
 func (f *Federation) reject(ctx context.Context, p *Peer, it Item, reason string) {
@@ -291,7 +379,11 @@ func (f *Federation) verify(ctx context.Context, p *Peer, it Item) (*Payload, er
 		}
 	}
 	if it.PersonJWS != "" {
-		v, err := (&did.Resolver{}).Verify(ctx, it.PersonJWS)
+		doc, err := f.accountDocument(ctx, pl.Account)
+		if err != nil {
+			return nil, fmt.Errorf("account signature: %v", err)
+		}
+		v, err := did.VerifyWithDocument(doc, it.PersonJWS)
 		if err != nil {
 			return nil, fmt.Errorf("account signature: %v", err)
 		}
@@ -509,3 +601,27 @@ func bareHandle(h string) string {
 
 // BareHandle is the handle an account has on its home cloud.
 func BareHandle(a *identity.Account) string { return bareHandle(a.Handle) }
+
+// accountDocument resolves an account's DID, caching did:key and did:jwk
+// documents (they are derived from the DID itself).
+func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Document, error) {
+	f.docMu.Lock()
+	doc, ok := f.docs[id]
+	f.docMu.Unlock()
+	if ok {
+		return doc, nil
+	}
+	doc, err := (&did.Resolver{}).Resolve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(id, "did:key:") || strings.HasPrefix(id, "did:jwk:") {
+		f.docMu.Lock()
+		if f.docs == nil || len(f.docs) > 10000 {
+			f.docs = map[string]*did.Document{}
+		}
+		f.docs[id] = doc
+		f.docMu.Unlock()
+	}
+	return doc, nil
+}

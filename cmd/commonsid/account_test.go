@@ -48,7 +48,7 @@ func (b *browser) api(method, u string, body any) (int, map[string]any, []any) {
 	return resp.StatusCode, obj, arr
 }
 
-func openTestCloud(t *testing.T, l *live) *cloud {
+func openTestCloud(t testing.TB, l *live) *cloud {
 	t.Helper()
 	cfg := &Config{DataDir: l.env["COMMONSID_DATA"], DB: l.env["COMMONSID_DB"], Issuer: l.base, LogFormat: "text", LogLevel: "warn"}
 	cl, err := openCloud(context.Background(), cfg, newLogger(cfg, io.Discard), false)
@@ -62,7 +62,7 @@ func openTestCloud(t *testing.T, l *live) *cloud {
 // TestDashboard drives every section of /account over HTTP, on SQLite and
 // PostgreSQL.
 func TestDashboard(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
+	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			l := startLive(t, mk(t))

@@ -23,14 +23,14 @@ type result struct {
 	code           int
 }
 
-func (e env) run(t *testing.T, stdin string, args ...string) result {
+func (e env) run(t testing.TB, stdin string, args ...string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := runEnv(context.Background(), args, strings.NewReader(stdin), &out, &errb, e.get)
 	return result{out.String(), errb.String(), code}
 }
 
-func (e env) must(t *testing.T, stdin string, args ...string) string {
+func (e env) must(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
 	r := e.run(t, stdin, args...)
 	if r.code != 0 {
@@ -39,11 +39,11 @@ func (e env) must(t *testing.T, stdin string, args ...string) string {
 	return r.stdout
 }
 
-func sqliteEnv(t *testing.T) env {
+func sqliteEnv(t testing.TB) env {
 	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off"}
 }
 
-func postgresEnv(t *testing.T) env {
+func postgresEnv(t testing.TB) env {
 	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_DB": testpg.DSN(t), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off"}
 }
 
@@ -56,7 +56,7 @@ func lastLine(s string) string {
 // project's resolver turns it into a document whose key verifies a signature
 // made with the account's custodial key.
 func TestUserLifecycle(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
+	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)
 			out := e.must(t, "correct horse battery\n", "user", "create", "--username", "Alice", "--email", "alice@example.org", "--name", "Alice Liddell", "--password-stdin")
@@ -256,7 +256,7 @@ func TestKeysRotateRetire(t *testing.T) {
 }
 
 func TestMigrate(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
+	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)
 			st := e.must(t, "", "migrate", "status")

@@ -25,12 +25,13 @@ import (
 
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
 )
 
 // cloudProc is a cloud served in-process that can be stopped and started
 // again on the same address.
 type cloudProc struct {
-	t      *testing.T
+	t      testing.TB
 	env    env
 	base   string
 	cancel context.CancelFunc
@@ -38,7 +39,7 @@ type cloudProc struct {
 	logs   *lockedBuffer
 }
 
-func startCloud(t *testing.T, e env) *cloudProc {
+func startCloud(t testing.TB, e env) *cloudProc {
 	t.Helper()
 	port := freePort(t)
 	e["COMMONSID_ADDR"] = "127.0.0.1:" + port
@@ -556,4 +557,91 @@ func postFormStatus(t *testing.T, u string, form url.Values, user, pass string) 
 	var out map[string]any
 	json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out, nil
+}
+
+// BenchmarkFederationReplication measures replication between two clouds
+// on PostgreSQL: how many peer events per second a cloud applies while
+// catching up a backlog (the peer was stopped while the home wrote b.N
+// changes), and the replication lag while the home writes b.N changes at
+// 500 per second. Run it with -benchtime Nx (events per phase).
+func BenchmarkFederationReplication(b *testing.B) {
+	ctx := context.Background()
+	home, peer := startCloud(b, postgresEnv(b)), startCloud(b, postgresEnv(b))
+	home.env.must(b, "", "peer", "add", peer.base)
+	peer.env.must(b, "", "peer", "add", home.base)
+	clH, dbP := openTestCloud(b, home.live()), openTestCloud(b, peer.live()).db
+	// Eight people, each sharing their account with the federation.
+	var dids []string
+	for i := range 8 {
+		did := lastLine(home.env.must(b, "a long password\n", "user", "create", "--username", fmt.Sprintf("bench%d", i), "--password-stdin"))
+		st := privacy.DefaultSettings()
+		st.FederationSharing = federation.ShareAll
+		ps := &privacy.Service{Store: clH.db, Grants: clH.db, Now: time.Now}
+		if err := ps.UpdateSettings(ctx, did, st, privacy.ActivityMeta{}); err != nil {
+			b.Fatal(err)
+		}
+		dids = append(dids, did)
+	}
+	waitCursor := func(seq int64, limit time.Duration) time.Duration {
+		start := time.Now()
+		for {
+			if p, err := dbP.GetPeer(ctx, home.base); err == nil && p.Cursor >= seq {
+				return time.Since(start)
+			}
+			if time.Since(start) > limit {
+				b.Fatalf("the peer did not reach event %d within %s", seq, limit)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	change := func(i int) {
+		name := fmt.Sprintf("Bench %d", i)
+		if err := clH.accounts.UpdateProfile(ctx, dids[i%len(dids)], &name, nil); err != nil {
+			b.Error(err)
+		}
+	}
+	seq, _ := clH.db.LastEventSeq(ctx)
+	waitCursor(seq, 10*time.Second)
+
+	// Backlog: the peer is down while the home writes b.N changes.
+	peer.stop()
+	for i := range b.N {
+		change(i)
+	}
+	backlog, _ := clH.db.LastEventSeq(ctx)
+	b.ResetTimer()
+	peer.start()
+	took := waitCursor(backlog, 5*time.Minute)
+	b.StopTimer()
+	applied := float64(backlog-seq) / took.Seconds()
+
+	// Live: b.N changes at 500 per second.
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8) // writes overlap, as from many people
+	for i := range b.N {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * 2 * time.Millisecond)))
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			change(i)
+		}()
+	}
+	wg.Wait()
+	rate := float64(b.N) / time.Since(start).Seconds()
+	last, _ := clH.db.LastEventSeq(ctx)
+	waitCursor(last, time.Minute)
+	got, err := dbP.ListApplied(ctx, home.base, backlog, b.N+10)
+	if err != nil || len(got) != int(last-backlog) {
+		b.Fatalf("applied %d of %d: %v", len(got), last-backlog, err)
+	}
+	var lags []time.Duration
+	for _, e := range got {
+		lags = append(lags, e.AppliedAt.Sub(e.EventAt))
+	}
+	b.ReportMetric(applied, "applied/s")
+	b.ReportMetric(rate, "written/s")
+	b.ReportMetric(float64(percentile(lags, 0.5).Microseconds())/1000, "lag-p50-ms")
+	b.ReportMetric(float64(percentile(lags, 0.99).Microseconds())/1000, "lag-p99-ms")
 }

@@ -197,7 +197,7 @@ func sessionCount(t *testing.T, cl *cloud, did string) int {
 // dashboard API and signs in with one, on SQLite and PostgreSQL; every
 // forged or replayed answer is refused and creates nothing.
 func TestPasskeys(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
+	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			l := startLocalhost(t, mk(t))

@@ -251,7 +251,7 @@ func postForm(t *testing.T, u string, form url.Values, user, pass string) (int, 
 // calls UserInfo, refreshes, revokes and introspects; a second service then
 // signs the person in without a password.
 func TestRelyingParty(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
+	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			l := startLive(t, mk(t))

@@ -57,7 +57,7 @@ func get(t *testing.T, u string) (*http.Response, []byte) {
 // its operational endpoints, its did:web document, key rotation overlap and
 // sign-up.
 func TestServe(t *testing.T) {
-	for name, mk := range map[string]func(*testing.T) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
+	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			l := startLive(t, mk(t))
 			e, base := l.env, l.base

@@ -13,6 +13,9 @@ import (
 // announced, so that every replica's live feed streams them.
 const eventChannel = "commonsid_events"
 
+// eventLock is the advisory lock that orders event appenders and readers.
+const eventLock = "7340115"
+
 // Event is one entry of the cloud's event log.
 type Event = federation.LogEvent
 
@@ -20,9 +23,11 @@ type Event = federation.LogEvent
 // ctx carries one). The payload must hold no personal data: the feed adds
 // the current, shareable state when it serves the event.
 //
-// Sequence numbers are visible in commit order: on PostgreSQL appenders
-// take a transaction-scoped advisory lock, so no reader ever sees seq N+1
-// before seq N has committed (a follower's cursor never skips an event).
+// A reader never sees seq N+1 while seq N may still commit, so a
+// follower's cursor never skips an event: on PostgreSQL appenders hold a
+// shared advisory lock from before they draw their sequence number until
+// they commit, and the feed reads under the exclusive lock, after every
+// appender in flight has finished. Appenders do not wait for each other.
 func (d *DB) AppendEvent(ctx context.Context, typ, accountDID string, at time.Time, payload map[string]any) error {
 	raw := []byte("{}")
 	if payload != nil {
@@ -33,7 +38,7 @@ func (d *DB) AppendEvent(ctx context.Context, typ, accountDID string, at time.Ti
 	}
 	return d.InTx(ctx, func(ctx context.Context) error {
 		if d.dialect == Postgres {
-			if _, err := d.q(ctx).ExecContext(ctx, `SELECT pg_advisory_xact_lock(7340115), pg_notify('`+eventChannel+`', '')`); err != nil {
+			if _, err := d.q(ctx).ExecContext(ctx, `SELECT pg_advisory_xact_lock_shared(`+eventLock+`), pg_notify('`+eventChannel+`', '')`); err != nil {
 				return fmt.Errorf("append event %s: %w", typ, err)
 			}
 		}
@@ -77,10 +82,26 @@ func (d *DB) LastEventSeq(ctx context.Context) (int64, error) {
 }
 
 // ListEvents returns events after seq, oldest first.
-func (d *DB) ListEvents(ctx context.Context, after int64, limit int) ([]Event, error) {
+func (d *DB) ListEvents(ctx context.Context, after int64, limit int) (out []Event, err error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
 	}
+	if d.dialect == Postgres {
+		if _, ok := txOf(ctx); !ok {
+			err = d.InTx(ctx, func(ctx context.Context) error {
+				if _, err := d.q(ctx).ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+eventLock+`)`); err != nil {
+					return fmt.Errorf("list events: %w", err)
+				}
+				out, err = d.listEvents(ctx, after, limit)
+				return err
+			})
+			return out, err
+		}
+	}
+	return d.listEvents(ctx, after, limit)
+}
+
+func (d *DB) listEvents(ctx context.Context, after int64, limit int) ([]Event, error) {
 	rows, err := d.q(ctx).QueryContext(ctx, `SELECT seq, type, account_did, at, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)

@@ -147,25 +147,24 @@ func (d *DB) SetPeerError(ctx context.Context, issuer, msg string) error {
 	return err
 }
 
-// MarkApplied records one applied peer event and moves the cursor.
+// MarkApplied records one applied peer event; false when it was recorded
+// before.
 func (d *DB) MarkApplied(ctx context.Context, a *federation.Applied) (bool, error) {
-	fresh := false
-	err := d.InTx(ctx, func(ctx context.Context) error {
-		res, err := d.q(ctx).ExecContext(ctx, `INSERT INTO federation_applied (peer, seq, type, account_did, event_at, applied_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (peer, seq) DO NOTHING`,
-			a.Peer, a.Seq, a.Type, a.AccountDID, toMicros(a.EventAt), toMicros(a.AppliedAt))
-		if err != nil {
-			return fmt.Errorf("mark applied: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil
-		}
-		fresh = true
-		_, err = d.q(ctx).ExecContext(ctx, `UPDATE peers SET cursor = $2, last_event_at = $3 WHERE issuer = $1 AND cursor < $2`,
-			a.Peer, a.Seq, toMicros(a.EventAt))
-		return err
-	})
-	return fresh, err
+	res, err := d.q(ctx).ExecContext(ctx, `INSERT INTO federation_applied (peer, seq, type, account_did, event_at, applied_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (peer, seq) DO NOTHING`,
+		a.Peer, a.Seq, a.Type, a.AccountDID, toMicros(a.EventAt), toMicros(a.AppliedAt))
+	if err != nil {
+		return false, fmt.Errorf("mark applied: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// SetPeerCursor moves a peer's cursor forward to seq.
+func (d *DB) SetPeerCursor(ctx context.Context, issuer string, seq int64, eventAt time.Time) error {
+	_, err := d.q(ctx).ExecContext(ctx, `UPDATE peers SET cursor = $2, last_event_at = $3 WHERE issuer = $1 AND cursor < $2`,
+		issuer, seq, toMicros(eventAt))
+	return err
 }
 
 // RecordRejected logs a refused peer event.
