@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
@@ -32,7 +33,11 @@ type Store interface {
 	keys.Store
 	privacy.Store
 	oidc.Store
+	federation.Store
 	PurgeExpired(ctx context.Context, now time.Time) (int64, error)
+	FindReplicas(ctx context.Context, handle string) ([]*identity.Account, error)
+	AppendEvent(ctx context.Context, typ, accountDID string, at time.Time, payload map[string]any) error
+	ForgetAccount(ctx context.Context, did string) error
 	GetMeta(ctx context.Context, key string) ([]byte, error)
 	PutMetaIfAbsent(ctx context.Context, key string, value []byte) ([]byte, error)
 }
@@ -63,6 +68,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Passkeys", testPasskeys},
 		{"PasskeysForgotten", testPasskeysForgotten},
 		{"Ceremonies", testCeremonies},
+		{"Peers", testPeers},
+		{"EventLog", testEventLog},
+		{"EventOrderConcurrent", testEventOrderConcurrent},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
