@@ -384,6 +384,20 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("B holds name %q", acc.Name)
 	}
 
+	// A key rotation on A is picked up by B from A's JWKS and DID document.
+	pinned, _ := dbB.GetPeer(ctx, a.base)
+	a.env.must(t, "", "keys", "rotate")
+	if st, _, _ := home.api("PUT", a.base+"/account/api/profile", map[string]any{"name": "Alice Rotated", "email": "alice@example.org"}); st != 200 {
+		t.Fatal("profile update")
+	}
+	eventually(t, 2*time.Second, "B applies an event signed with A's new key", func() bool {
+		acc, err := dbB.GetAccount(ctx, did)
+		return err == nil && acc.Name == "Alice Rotated"
+	})
+	if now, _ := dbB.GetPeer(ctx, a.base); len(now.JWKS.Keys) <= len(pinned.JWKS.Keys) {
+		t.Fatalf("B pins %d keys of A, had %d", len(now.JWKS.Keys), len(pinned.JWKS.Keys))
+	}
+
 	// 3. A consent revoked on A makes B's introspection of A's token
 	// answer active: false within 1 s.
 	forum := newRP(t, a.live(), "forum", nil)
@@ -397,6 +411,17 @@ func TestFederation(t *testing.T) {
 	}
 	if out := introspect(); out["active"] != true || out["iss"] != a.base || out["sub"] != subForum {
 		t.Fatalf("B introspects A's token: %v", out)
+	}
+	// A resource server on B verifies A's token with B's trust list.
+	tv := &federation.TokenVerifier{Cloud: b.base}
+	if err := tv.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if claims, err := tv.Verify(ctx, access); err != nil || claims["iss"] != a.base || claims["sub"] != subForum {
+		t.Fatalf("a member's token on B: %v %v", claims, err)
+	}
+	if _, err := tv.Verify(ctx, access[:len(access)-4]+"AAAA"); err == nil {
+		t.Fatal("a token with a broken signature verified")
 	}
 	if st, out, _ := postFormStatus(t, b.base+"/introspect", url.Values{"token": {access}}, api.conf.ClientID, "wrong secret"); st != 401 {
 		t.Fatalf("introspection with a wrong secret: %d %v", st, out)

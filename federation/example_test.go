@@ -1,0 +1,34 @@
+package federation_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/onecommons/commonsid/federation"
+)
+
+// Example_memberTokens shows a resource server that honors access tokens
+// from every member cloud. A valid signature says the token was issued;
+// to learn whether it was revoked since (a consent taken back on its home
+// cloud), ask the introspection endpoint of your own cloud, which answers
+// for every member's tokens from replicated revocations.
+func Example_memberTokens() {
+	ctx := context.Background()
+	m := &federation.TokenVerifier{Cloud: "https://cloud-b.example"}
+	if err := m.Load(ctx); err != nil {
+		fmt.Println("trust list:", err)
+		return
+	}
+	http.Handle("/api/notes", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		claims, err := m.Verify(r.Context(), token)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "hello %v from %v\n", claims["sub"], claims["iss"])
+	}))
+}
