@@ -134,6 +134,9 @@ type Federation struct {
 	// sign-in; ErrorPage renders a readable error page.
 	StartSession func(w http.ResponseWriter, r *http.Request, a *identity.Account, amr []string, detail map[string]any) error
 	ErrorPage    func(w http.ResponseWriter, r *http.Request, status int, title, msg string)
+	// ActiveKey returns the key to sign with: the one the published JWKS
+	// names as active (nil: the newest active key in the store).
+	ActiveKey func(ctx context.Context, alg string) (*keys.Signer, error)
 
 	wake     wakeup
 	closing  chan struct{}

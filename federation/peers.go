@@ -218,7 +218,11 @@ var signingAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
 
 // cloudSigner signs with this cloud's active key.
 func (f *Federation) cloudSigner(ctx context.Context, typ string) (jose.Signer, error) {
-	k, err := f.Keys.Active(ctx, keys.DefaultAlg)
+	active := f.Keys.Active
+	if f.ActiveKey != nil {
+		active = f.ActiveKey
+	}
+	k, err := active(ctx, keys.DefaultAlg)
 	if err != nil {
 		return nil, err
 	}

@@ -282,6 +282,13 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) now() time.Time { return p.Now().UTC() }
 
+// ActiveKey returns the signing key of alg that tokens are signed with now:
+// the active key of the snapshot the JWKS endpoint publishes, so that what
+// is signed with it can always be verified with the published keys.
+func (p *Provider) ActiveKey(ctx context.Context, alg string) (*keys.Signer, error) {
+	return p.ring.signerFor(ctx, alg)
+}
+
 // TokensRevoked empties the provider's access-token cache; the store calls
 // it whenever access tokens may have been revoked.
 func (p *Provider) TokensRevoked() { p.fstore.access.flush() }

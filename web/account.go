@@ -79,6 +79,28 @@ func (h *Handler) requireAccount(api bool) func(http.Handler) http.Handler {
 	}
 }
 
+// homeOnly refuses changes to an account replicated from its home cloud:
+// its profile, settings, password and deletion are managed there.
+// (Revoking a consent to this cloud's own services and ending sessions here
+// stay open.)
+func (h *Handler) homeOnly(api bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a := current(r).acct
+			if a.HomeIssuer == h.Accounts.Issuer {
+				next.ServeHTTP(w, r)
+				return
+			}
+			msg := "Your account's home is " + a.HomeIssuer + ": its profile, privacy settings, password and deletion are managed there, and this cloud follows."
+			if api {
+				writeAPIError(w, http.StatusConflict, "managed_by_home", msg)
+				return
+			}
+			h.Render(w, r, http.StatusConflict, "error", map[string]any{"Title": "Managed by your home cloud", "Message": msg})
+		})
+	}
+}
+
 func writeAPIError(w http.ResponseWriter, status int, code, desc string) {
 	writeAPI(w, status, map[string]string{"error": code, "error_description": desc})
 }
@@ -104,29 +126,29 @@ func (h *Handler) mountAccount(r chi.Router) {
 			r.Method(http.MethodGet, "/data", h.wrap(h.pageData))
 			r.Group(func(r chi.Router) {
 				r.Use(crossOrigin, formLimit)
-				r.Method(http.MethodPost, "/profile", h.wrap(h.postProfile))
 				r.Method(http.MethodPost, "/services/revoke", h.wrap(h.postRevoke))
 				r.Method(http.MethodPost, "/sessions/end", h.wrap(h.postEndSession))
 				r.Method(http.MethodPost, "/sessions/end-others", h.wrap(h.postEndOthers))
-				r.Method(http.MethodPost, "/privacy", h.wrap(h.postPrivacy))
-				r.Method(http.MethodPost, "/password", h.wrap(h.postPassword))
-				r.Method(http.MethodPost, "/delete", h.wrap(h.postDelete))
+				r.With(h.homeOnly(false)).Method(http.MethodPost, "/profile", h.wrap(h.postProfile))
+				r.With(h.homeOnly(false)).Method(http.MethodPost, "/privacy", h.wrap(h.postPrivacy))
+				r.With(h.homeOnly(false)).Method(http.MethodPost, "/password", h.wrap(h.postPassword))
+				r.With(h.homeOnly(false)).Method(http.MethodPost, "/delete", h.wrap(h.postDelete))
 			})
 		})
 		r.Route("/api", func(r chi.Router) {
 			r.Use(h.requireAccount(true), crossOrigin)
 			r.Get("/overview", h.api(h.apiOverview))
 			r.Get("/profile", h.api(h.apiProfile))
-			r.Put("/profile", h.api(h.apiPutProfile))
+			r.With(h.homeOnly(true)).Put("/profile", h.api(h.apiPutProfile))
 			r.Get("/services", h.api(h.apiServices))
 			r.Post("/services/{client_id}/revoke", h.api(h.apiRevoke))
 			r.Get("/activity", h.api(h.apiActivity))
 			r.Get("/sessions", h.api(h.apiSessions))
 			r.Delete("/sessions/{id}", h.api(h.apiEndSession))
 			r.Get("/privacy", h.api(h.apiPrivacy))
-			r.Put("/privacy", h.api(h.apiPutPrivacy))
-			r.Post("/password", h.api(h.apiPassword))
-			r.Post("/delete", h.api(h.apiDelete))
+			r.With(h.homeOnly(true)).Put("/privacy", h.api(h.apiPutPrivacy))
+			r.With(h.homeOnly(true)).Post("/password", h.api(h.apiPassword))
+			r.With(h.homeOnly(true)).Post("/delete", h.api(h.apiDelete))
 		})
 	})
 }

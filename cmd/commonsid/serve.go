@@ -123,6 +123,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	cl.db.OnTokensRevoked(provider.TokensRevoked)
 	cl.db.OnEvents(fed.EventsAppended)
+	fed.ActiveKey = provider.ActiveKey
 	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
