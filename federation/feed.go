@@ -382,6 +382,10 @@ func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// streamCoalesce is the shortest time between two reads of the log by
+// one stream.
+const streamCoalesce = 5 * time.Millisecond
+
 // serveStream is GET /federation/v1/stream: server-sent events, from the
 // cursor (after= or Last-Event-ID) on, then live as events commit.
 func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
@@ -405,7 +409,14 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 	closing := f.closed()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
+	var lastRead time.Time
 	for {
+		// Under a burst of writes, one read per few milliseconds carries
+		// many events at once instead of one read per event.
+		if d := streamCoalesce - time.Since(lastRead); d > 0 {
+			time.Sleep(d)
+		}
+		lastRead = time.Now()
 		wake := f.wake.wait()
 		items, err := f.Page(ctx, cursor, 200)
 		if err != nil {
