@@ -221,15 +221,7 @@ func brokeredSignIn(t *testing.T, b *browser, authURL, home, user, password stri
 		form.Set("password", password)
 		p = b.post(home+"/login", form)
 	}
-	if p.url.Path == "/consent" {
-		form := formValues(p.body)
-		form.Set("decision", "allow")
-		if consent != nil {
-			consent(form)
-		}
-		p = b.post(p.url.Scheme+"://"+p.url.Host+"/consent", form)
-	}
-	return p
+	return b.answerConsent(p, consent)
 }
 
 // exchangeSub redeems a code at a relying party and returns the verified ID

@@ -208,18 +208,25 @@ func (b *browser) authorize(authURL, user, password string, consent func(url.Val
 		form.Set("password", password)
 		p = b.post(p.url.Scheme+"://"+p.url.Host+"/login", form)
 	}
-	if p.url.Path == "/consent" {
-		if p.status != 200 {
-			b.t.Fatalf("consent page: %d %s", p.status, p.body)
-		}
-		form := formValues(p.body)
-		form.Set("decision", "allow")
-		if consent != nil {
-			consent(form)
-		}
-		p = b.post(p.url.Scheme+"://"+p.url.Host+"/consent", form)
+	return b.answerConsent(p, consent)
+}
+
+// answerConsent allows on a consent page (after consent edits the form) and
+// returns where that leads; any other page is returned as it is.
+func (b *browser) answerConsent(p *page, consent func(url.Values)) *page {
+	b.t.Helper()
+	if p.url.Path != "/consent" {
+		return p
 	}
-	return p
+	if p.status != 200 {
+		b.t.Fatalf("consent page: %d %s", p.status, p.body)
+	}
+	form := formValues(p.body)
+	form.Set("decision", "allow")
+	if consent != nil {
+		consent(form)
+	}
+	return b.post(p.url.Scheme+"://"+p.url.Host+"/consent", form)
 }
 
 func randString(n int) string {

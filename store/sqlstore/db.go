@@ -59,10 +59,8 @@ type DB struct {
 	// wmu serialises writes on SQLite (nil on PostgreSQL).
 	wmu *sync.Mutex
 
-	subMu  sync.Mutex
-	subs   []func() // called when access tokens may have been revoked
-	evMu   sync.Mutex
-	evSubs []func() // called when events were appended
+	revoked  hooks // called when access tokens may have been revoked
+	appended hooks // called when events were appended
 }
 
 // ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.

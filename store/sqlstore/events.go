@@ -54,20 +54,9 @@ func (d *DB) AppendEvent(ctx context.Context, typ, accountDID string, at time.Ti
 // OnEvents registers fn, called whenever events may have been appended: at
 // commit in this process, and (PostgreSQL, with ListenTokens running) when
 // any process commits one.
-func (d *DB) OnEvents(fn func()) {
-	d.evMu.Lock()
-	defer d.evMu.Unlock()
-	d.evSubs = append(d.evSubs, fn)
-}
+func (d *DB) OnEvents(fn func()) { d.appended.add(fn) }
 
-func (d *DB) fireEvents() {
-	d.evMu.Lock()
-	subs := append([]func(){}, d.evSubs...)
-	d.evMu.Unlock()
-	for _, fn := range subs {
-		fn()
-	}
-}
+func (d *DB) fireEvents() { d.appended.fire() }
 
 // LastEventSeq returns the newest event's sequence number (0 for none).
 func (d *DB) LastEventSeq(ctx context.Context) (int64, error) {

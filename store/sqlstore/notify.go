@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,17 +16,27 @@ const tokenChannel = "commonsid_tokens"
 // OnTokensRevoked registers fn, called whenever access tokens may have been
 // revoked: at once in this process, and (PostgreSQL, with ListenTokens
 // running) when any process commits a revocation.
-func (d *DB) OnTokensRevoked(fn func()) {
-	d.subMu.Lock()
-	defer d.subMu.Unlock()
-	d.subs = append(d.subs, fn)
+func (d *DB) OnTokensRevoked(fn func()) { d.revoked.add(fn) }
+
+func (d *DB) fireTokensRevoked() { d.revoked.fire() }
+
+// hooks is a list of functions called on a notification.
+type hooks struct {
+	mu  sync.Mutex
+	fns []func()
 }
 
-func (d *DB) fireTokensRevoked() {
-	d.subMu.Lock()
-	subs := append([]func(){}, d.subs...)
-	d.subMu.Unlock()
-	for _, fn := range subs {
+func (h *hooks) add(fn func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fns = append(h.fns, fn)
+}
+
+func (h *hooks) fire() {
+	h.mu.Lock()
+	fns := append([]func(){}, h.fns...)
+	h.mu.Unlock()
+	for _, fn := range fns {
 		fn()
 	}
 }
