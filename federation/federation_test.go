@@ -18,6 +18,7 @@ import (
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store/sqlstore"
 )
@@ -279,5 +280,32 @@ func TestPeerAuthentication(t *testing.T) {
 		if got := get(tc.path, tc.token); got != tc.want {
 			t.Errorf("%s: %d, want %d", name, got, tc.want)
 		}
+	}
+}
+
+// TestServices: peers learn a cloud's services (public metadata and
+// sectors, no contacts or secrets) and forget them when they go.
+func TestServices(t *testing.T) {
+	a, b := newSide(t, "https://a.example"), newSide(t, "https://b.example")
+	peerA := a.peerOf(t, b)
+	md := []byte(`{"client_name":"Forum","redirect_uris":["https://forum.example/cb"],"contacts":["ops@forum.example"],"x_sector":"forum.example"}`)
+	if err := a.db.CreateClient(ctx, &oidc.StoredClient{ClientID: "forum", SecretHash: "secret-hash", Metadata: md, CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	syncOnce(t, a, b, peerA)
+	got, err := b.db.RemoteService(ctx, a.fed.Issuer, "forum")
+	if err != nil || !strings.Contains(string(got), `"x_sector":"forum.example"`) || strings.Contains(string(got), "ops@forum.example") || strings.Contains(string(got), "secret-hash") {
+		t.Fatalf("replicated service: %s %v", got, err)
+	}
+	rs, err := oidc.ParseRemoteService(a.fed.Issuer, got)
+	if err != nil || rs.Sector != "forum.example" || rs.ClientName != "Forum" {
+		t.Fatalf("parsed: %+v %v", rs, err)
+	}
+	if err := a.db.DeleteClient(ctx, "forum"); err != nil {
+		t.Fatal(err)
+	}
+	syncOnce(t, a, b, peerA)
+	if _, err := b.db.RemoteService(ctx, a.fed.Issuer, "forum"); err == nil {
+		t.Fatal("a deleted service is still known to the peer")
 	}
 }

@@ -172,11 +172,16 @@ func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Ite
 	case "service.registered", "service.forked":
 		id, _ := e.Payload["client_id"].(string)
 		md, err := f.Store.ClientMetadata(ctx, id)
-		if err == nil {
+		switch {
+		case err == nil:
 			p.Shared, data = true, json.RawMessage(md)
-		} else if !errors.Is(err, store.ErrNotFound) {
+		case errors.Is(err, store.ErrNotFound):
+			data = map[string]string{"client_id": id} // gone since: peers forget it
+		default:
 			return Item{}, err
 		}
+	case "service.deleted":
+		p.Shared, data = true, e.Payload
 	default:
 		var st *privacy.Settings
 		acct, st, err = ps.account(ctx, f, e.AccountDID)

@@ -413,16 +413,17 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 			ts = append(ts, RevokedToken{Hash: t.Hash, ExpiresAt: time.Unix(t.Exp, 0).UTC()})
 		}
 		return f.Store.PutRevokedTokens(ctx, p.Issuer, ts)
-	case "service.registered", "service.forked":
+	case "service.registered", "service.forked", "service.deleted":
 		var md map[string]any
-		if pl.Shared {
-			if err := json.Unmarshal(pl.Data, &md); err != nil {
-				return fmt.Errorf("%w: service data: %v", ErrRejected, err)
-			}
+		if err := json.Unmarshal(pl.Data, &md); err != nil && len(pl.Data) > 0 {
+			return fmt.Errorf("%w: service data: %v", ErrRejected, err)
 		}
 		id, _ := md["client_id"].(string)
 		if id == "" {
 			return nil
+		}
+		if !pl.Shared || pl.Type == "service.deleted" {
+			return f.Store.DeleteRemoteService(ctx, p.Issuer, id)
 		}
 		return f.Store.PutRemoteService(ctx, p.Issuer, id, pl.Data, time.UnixMicro(pl.At).UTC())
 	}

@@ -93,10 +93,10 @@ func (d *DB) DeleteClient(ctx context.Context, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("client %s: %w", id, store.ErrNotFound)
 		}
-		if _, err := d.q(ctx).ExecContext(ctx, `DELETE FROM oauth_requests WHERE client_id = $1`, id); err != nil {
+		if _, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE client_id = $1`, id); err != nil {
 			return fmt.Errorf("delete tokens of client: %w", err)
 		}
-		return d.tokensRevoked(ctx)
+		return d.AppendEvent(ctx, "service.deleted", "", time.Now().UTC(), map[string]any{"client_id": id})
 	})
 }
 
