@@ -243,6 +243,9 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	}
 	if err != nil {
 		if isNotFound(err) {
+			if peers, _ := cl.db.ListPeers(ctx); len(peers) > 0 {
+				return fmt.Errorf("no account %q here (an account homed on a peer is held here only while its person shares it with federated clouds)", fs.Arg(0))
+			}
 			return fmt.Errorf("no account %q", fs.Arg(0))
 		}
 		return err
