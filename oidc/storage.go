@@ -203,8 +203,51 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 
 // get loads an artefact into session; it returns the request even when the
 // artefact is inactive, together with inactiveErr.
+// codeRows remembers, for one token request, the authorization code's row:
+// fosite's code, PKCE and OpenID Connect handlers each read it (four reads
+// of one row per exchange). Only the request's own invalidation changes it
+// meanwhile; a concurrent exchange of the same code is still stopped by the
+// store's conditional deactivation.
+type codeRows struct {
+	mu   sync.Mutex
+	rows map[string]*OAuthRequest
+}
+
+type codeRowsKey struct{}
+
+// withCodeRows gives ctx a memo of authorization-code rows.
+func withCodeRows(ctx context.Context) context.Context {
+	return context.WithValue(ctx, codeRowsKey{}, &codeRows{rows: map[string]*OAuthRequest{}})
+}
+
+func codeRowsOf(ctx context.Context) *codeRows {
+	m, _ := ctx.Value(codeRowsKey{}).(*codeRows)
+	return m
+}
+
+func (s *fositeStore) row(ctx context.Context, kind, hash string) (*OAuthRequest, error) {
+	m := codeRowsOf(ctx)
+	if kind != KindCode || m == nil {
+		return s.st.GetOAuthRequest(ctx, kind, hash)
+	}
+	m.mu.Lock()
+	row, ok := m.rows[hash]
+	m.mu.Unlock()
+	if ok {
+		return row, nil
+	}
+	row, err := s.st.GetOAuthRequest(ctx, kind, hash)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.rows[hash] = row
+	m.mu.Unlock()
+	return row, nil
+}
+
 func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
-	row, err := s.st.GetOAuthRequest(ctx, kind, sigHash(sig))
+	row, err := s.row(ctx, kind, sigHash(sig))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fosite.ErrNotFound
 	}
@@ -247,7 +290,20 @@ func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, 
 }
 
 func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
-	return s.st.DeactivateOAuthRequest(ctx, KindCode, sigHash(code))
+	hash := sigHash(code)
+	if err := s.st.DeactivateOAuthRequest(ctx, KindCode, hash); err != nil {
+		return err
+	}
+	if m := codeRowsOf(ctx); m != nil {
+		m.mu.Lock()
+		if row, ok := m.rows[hash]; ok {
+			used := *row
+			used.Active = false
+			m.rows[hash] = &used
+		}
+		m.mu.Unlock()
+	}
+	return nil
 }
 
 func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {

@@ -17,7 +17,8 @@ import (
 
 // token is the token endpoint.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := withCodeRows(r.Context())
+	r = r.WithContext(ctx)
 	session := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
 	if err != nil {
