@@ -201,8 +201,6 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 	})
 }
 
-// get loads an artefact into session; it returns the request even when the
-// artefact is inactive, together with inactiveErr.
 // codeRows remembers, for one token request, the authorization code's row:
 // fosite's code, PKCE and OpenID Connect handlers each read it (four reads
 // of one row per exchange). Only the request's own invalidation changes it
@@ -246,6 +244,8 @@ func (s *fositeStore) row(ctx context.Context, kind, hash string) (*OAuthRequest
 	return row, nil
 }
 
+// get loads an artefact into session; it returns the request even when the
+// artefact is inactive, together with inactiveErr.
 func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
 	row, err := s.row(ctx, kind, sigHash(sig))
 	if errors.Is(err, store.ErrNotFound) {
