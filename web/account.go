@@ -246,6 +246,9 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request, section, tmpl str
 		data = map[string]any{}
 	}
 	data["Section"], data["Account"] = section, m.acct
+	if m.acct.HomeIssuer != h.Accounts.Issuer {
+		data["HomeElsewhere"] = m.acct.HomeIssuer
+	}
 	if f := r.URL.Query().Get("done"); f != "" {
 		data["Flash"] = flashes[f]
 	}

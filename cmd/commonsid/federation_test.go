@@ -460,6 +460,12 @@ func TestFederation(t *testing.T) {
 	if st, _, _ := visitor.api("GET", b.base+"/account/api/overview", nil); st != 200 {
 		t.Fatalf("dashboard on B: %d", st)
 	}
+	if p := visitor.get(b.base + "/account/profile"); p.status != 200 || !strings.Contains(p.body, "Your account lives on") || !strings.Contains(p.body, a.base) {
+		t.Fatalf("the dashboard on B does not say where the account lives: %d\n%s", p.status, p.body)
+	}
+	if p := visitor.post(b.base+"/account/profile", url.Values{"name": {"Changed on B"}}); p.status != 409 {
+		t.Fatalf("profile form on a replica: %d", p.status)
+	}
 	if st, out, _ := visitor.api("PUT", b.base+"/account/api/profile", map[string]any{"name": "Changed on B", "email": ""}); st != 409 || out["error"] != "managed_by_home" {
 		t.Fatalf("profile change on a replica: %d %v", st, out)
 	}
@@ -574,6 +580,23 @@ func TestFederation(t *testing.T) {
 	})
 	if sub, _ := exchangeSub(t, fork, p, v); sub != subFork {
 		t.Fatalf("fork sub after the move %s, before %s", sub, subFork)
+	}
+
+	// Removing a peer drops what came from it.
+	if r := c.env.run(t, "", "peer", "remove", "https://nowhere.example"); r.code == 0 || !strings.Contains(r.stderr, "not a peer") {
+		t.Fatalf("removing an unknown peer: %+v", r)
+	}
+	if out := c.env.must(t, "", "peer", "remove", a.base); !strings.Contains(out, "removed") {
+		t.Fatalf("peer remove: %s", out)
+	}
+	if out := c.env.must(t, "", "peer", "list"); strings.Contains(out, a.base) {
+		t.Fatalf("peer list after removing A: %s", out)
+	}
+	if _, err := dbC.RemoteService(ctx, a.base, forumID); err == nil {
+		t.Fatal("A's services outlived the peering")
+	}
+	if r := c.env.run(t, "", "client", "show", a.base); r.code == 0 {
+		t.Fatal("A's sign-in client outlived the peering")
 	}
 }
 
