@@ -39,6 +39,12 @@ type SessionStore interface {
 	DeleteSessionsOf(ctx context.Context, accountDID, keep string) (int, error)
 }
 
+// SessionAccountStore is a SessionStore that also reads a session and its
+// account in one query; Sessions uses it when the store has it.
+type SessionAccountStore interface {
+	GetSessionAccount(ctx context.Context, idHash string) (*Session, *Account, error)
+}
+
 // SessionLifetime is how long a sign-on session lasts without use.
 const SessionLifetime = 14 * 24 * time.Hour
 
@@ -92,7 +98,16 @@ func (s *Sessions) Resolve(ctx context.Context, token string) (*Session, *Accoun
 	if token == "" {
 		return nil, nil, ErrNoSession
 	}
-	sess, err := s.Store.GetSession(ctx, HashToken(token))
+	var (
+		sess *Session
+		a    *Account
+		err  error
+	)
+	if j, ok := s.Store.(SessionAccountStore); ok {
+		sess, a, err = j.GetSessionAccount(ctx, HashToken(token))
+	} else if sess, err = s.Store.GetSession(ctx, HashToken(token)); err == nil {
+		a, err = s.Accounts.GetAccount(ctx, sess.AccountDID)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, ErrNoSession
 	}
@@ -102,13 +117,6 @@ func (s *Sessions) Resolve(ctx context.Context, token string) (*Session, *Accoun
 	now := s.Now().UTC()
 	if now.After(sess.ExpiresAt) {
 		return nil, nil, ErrNoSession
-	}
-	a, err := s.Accounts.GetAccount(ctx, sess.AccountDID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, ErrNoSession
-	}
-	if err != nil {
-		return nil, nil, err
 	}
 	if a.Status != StatusActive {
 		return nil, nil, ErrNoSession

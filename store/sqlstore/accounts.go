@@ -18,20 +18,32 @@ const accountCols = `did, handle, email, email_verified, name, password_hash, st
 
 type scanner interface{ Scan(...any) error }
 
+// accountRow is where a row of accountCols is scanned.
+type accountRow struct {
+	a                  identity.Account
+	created, updated   int64
+	deleted            sql.NullInt64
+	didKey, pairSecret []byte
+}
+
+func (r *accountRow) dests() []any {
+	return []any{&r.a.DID, &r.a.Handle, &r.a.Email, &r.a.EmailVerified, &r.a.Name, &r.a.PasswordHash, &r.a.Status, &r.a.HomeIssuer,
+		&r.didKey, &r.pairSecret, &r.created, &r.updated, &r.deleted}
+}
+
+func (r *accountRow) account() *identity.Account {
+	a := r.a
+	a.DIDKeySealed, a.PairwiseSecretSealed = r.didKey, r.pairSecret
+	a.CreatedAt, a.UpdatedAt, a.DeletedAt = fromMicros(r.created), fromMicros(r.updated), fromMicrosPtr(r.deleted)
+	return &a
+}
+
 func scanAccount(s scanner) (*identity.Account, error) {
-	var (
-		a                  identity.Account
-		created, updated   int64
-		deleted            sql.NullInt64
-		didKey, pairSecret []byte
-	)
-	if err := s.Scan(&a.DID, &a.Handle, &a.Email, &a.EmailVerified, &a.Name, &a.PasswordHash, &a.Status, &a.HomeIssuer,
-		&didKey, &pairSecret, &created, &updated, &deleted); err != nil {
+	var r accountRow
+	if err := s.Scan(r.dests()...); err != nil {
 		return nil, mapErr(err)
 	}
-	a.DIDKeySealed, a.PairwiseSecretSealed = didKey, pairSecret
-	a.CreatedAt, a.UpdatedAt, a.DeletedAt = fromMicros(created), fromMicros(updated), fromMicrosPtr(deleted)
-	return &a, nil
+	return r.account(), nil
 }
 
 // CreateAccount inserts a new account.

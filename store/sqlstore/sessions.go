@@ -14,20 +14,46 @@ var _ identity.SessionStore = (*DB)(nil)
 
 const sessionCols = `id_hash, account_did, auth_time, amr, created_at, last_seen_at, expires_at, user_agent, ip`
 
+// sessionRow is where a row of sessionCols is scanned.
+type sessionRow struct {
+	x                            identity.Session
+	amr                          string
+	auth, created, seen, expires int64
+}
+
+func (r *sessionRow) dests() []any {
+	return []any{&r.x.IDHash, &r.x.AccountDID, &r.auth, &r.amr, &r.created, &r.seen, &r.expires, &r.x.UserAgent, &r.x.IP}
+}
+
+func (r *sessionRow) session() *identity.Session {
+	x := r.x
+	if r.amr != "" {
+		x.AMR = strings.Split(r.amr, " ")
+	}
+	x.AuthTime, x.CreatedAt, x.LastSeenAt, x.ExpiresAt = fromMicros(r.auth), fromMicros(r.created), fromMicros(r.seen), fromMicros(r.expires)
+	return &x
+}
+
 func scanSession(s scanner) (*identity.Session, error) {
-	var (
-		x                            identity.Session
-		amr                          string
-		auth, created, seen, expires int64
-	)
-	if err := s.Scan(&x.IDHash, &x.AccountDID, &auth, &amr, &created, &seen, &expires, &x.UserAgent, &x.IP); err != nil {
+	var r sessionRow
+	if err := s.Scan(r.dests()...); err != nil {
 		return nil, mapErr(err)
 	}
-	if amr != "" {
-		x.AMR = strings.Split(amr, " ")
+	return r.session(), nil
+}
+
+// GetSessionAccount returns a session and its account in one query.
+func (d *DB) GetSessionAccount(ctx context.Context, idHash string) (*identity.Session, *identity.Account, error) {
+	var (
+		sr sessionRow
+		ar accountRow
+	)
+	err := d.q(ctx).QueryRowContext(ctx, `SELECT s.`+strings.ReplaceAll(sessionCols, ", ", ", s.")+`, a.`+strings.ReplaceAll(strings.Join(strings.Fields(accountCols), " "), ", ", ", a.")+`
+		FROM browser_sessions s JOIN accounts a ON a.did = s.account_did WHERE s.id_hash = $1`, idHash).Scan(append(sr.dests(), ar.dests()...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("session: %w", mapErr(err))
 	}
-	x.AuthTime, x.CreatedAt, x.LastSeenAt, x.ExpiresAt = fromMicros(auth), fromMicros(created), fromMicros(seen), fromMicros(expires)
-	return &x, nil
+	return sr.session(), ar.account(), nil
 }
 
 // CreateSession stores a new browser session.

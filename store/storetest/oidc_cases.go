@@ -42,6 +42,16 @@ func testSessions(t *testing.T, s Store) {
 	if got, _ := s.GetSession(ctx, "h1"); !got.LastSeenAt.Equal(later) {
 		t.Fatalf("touch: last seen %v", got.LastSeenAt)
 	}
+	gs, ga, err := s.GetSessionAccount(ctx, "h1")
+	if err != nil || gs.IDHash != "h1" || !gs.LastSeenAt.Equal(later) || ga.DID != a.DID || ga.Handle != a.Handle || !ga.CreatedAt.Equal(a.CreatedAt) {
+		t.Fatalf("session with account: %+v %+v %v", gs, ga, err)
+	}
+	if diff := cmp.Diff(got.AMR, gs.AMR); diff != "" {
+		t.Fatalf("amr (-want +got):\n%s", diff)
+	}
+	if _, _, err := s.GetSessionAccount(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown session with account: %v", err)
+	}
 	list, _ := s.ListSessions(ctx, a.DID)
 	if len(list) != 1 {
 		t.Fatalf("list: %d", len(list))

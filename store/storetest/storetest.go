@@ -34,6 +34,7 @@ type Store interface {
 	privacy.Store
 	oidc.Store
 	federation.Store
+	identity.SessionAccountStore
 	PurgeExpired(ctx context.Context, now time.Time) (int64, error)
 	FindReplicas(ctx context.Context, handle string) ([]*identity.Account, error)
 	AppendEvent(ctx context.Context, typ, accountDID string, at time.Time, payload map[string]any) error
