@@ -154,7 +154,7 @@ func (f *Federation) brokerCallback(w http.ResponseWriter, r *http.Request) {
 	if a == nil || a.HomeIssuer != p.Issuer || a.Status != identity.StatusActive {
 		f.errorPage(w, r, http.StatusForbidden, "Your account is not shared with this cloud",
 			fmt.Sprintf("You signed in at %s, but your privacy settings there do not share your account with this cloud. "+
-				"To use services here, set federation sharing to \"public profile\" or \"all\" on your home cloud's privacy page, then try again.", p.Issuer))
+				"To use services here, choose what to share with federated clouds on your home cloud's privacy page, then try again.", p.Issuer))
 		return
 	}
 	if f.StartSession == nil {

@@ -470,6 +470,16 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("profile change on a replica: %d %v", st, out)
 	}
 
+	// Someone who shares nothing is told so on B, and B holds nothing.
+	bob := lastLine(a.env.must(t, pw+"\n", "user", "create", "--username", "bob", "--password-stdin"))
+	p = brokeredSignIn(t, newFedBrowser(t), notesB.conf.AuthCodeURL(randString(12), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), a.base, "bob", pw, nil)
+	if p.status != 403 || !strings.Contains(p.body, "not shared with this cloud") {
+		t.Fatalf("brokered sign-in without sharing: %d %s\n%s", p.status, p.url, p.body)
+	}
+	if _, err := dbB.GetAccount(ctx, bob); err == nil {
+		t.Fatal("an unshared account reached B through sign-in")
+	}
+
 	// 5. A fork on C of A's forum gets the same sub.
 	forumID := forum.conf.ClientID
 	eventually(t, 2*time.Second, "C knows A's forum", func() bool {
