@@ -138,15 +138,17 @@ type Federation struct {
 	// names as active (nil: the newest active key in the store).
 	ActiveKey func(ctx context.Context, alg string) (*keys.Signer, error)
 
-	wake     wakeup
-	closing  chan struct{}
-	closeMu  sync.Mutex
-	keyMu    sync.Mutex
-	keyFetch map[string]time.Time // last JWKS refresh per peer
-	signMu   sync.Mutex
-	signed   map[int64]cachedItem // recently served events
-	docMu    sync.Mutex
-	docs     map[string]*did.Document // resolved did:key documents
+	wake         wakeup
+	closing      chan struct{}
+	closeMu      sync.Mutex
+	keyMu        sync.Mutex
+	keyFetch     map[string]time.Time // last JWKS refresh per peer
+	signMu       sync.Mutex
+	signed       map[int64]cachedItem // recently served events
+	rejMu        sync.Mutex
+	lastRejected map[string]string // per peer: the last event refused, and why
+	docMu        sync.Mutex
+	docs         map[string]*did.Document // resolved did:key documents
 }
 
 // ErrNotPeer reports a cloud that is not (or no longer) a peer.

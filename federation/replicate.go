@@ -83,7 +83,7 @@ func (f *Federation) follow(ctx context.Context, issuer string) {
 			return
 		}
 		if errors.Is(err, store.ErrNotFound) {
-			return // removed
+			err = nil // removed: Run stops this follower within a second
 		}
 		if err != nil {
 			f.log().Warn("following peer", "peer", issuer, "err", err, "retry_in", backoff.String())
@@ -182,8 +182,10 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 	defer resp.Body.Close()
 	items := make(chan Item, 1024)
 	errc := make(chan error, 1)
+	done := make(chan struct{})
+	defer close(done) // before the body closes: the reader stops either way
 	go func() {
-		errc <- readStream(resp.Body, items)
+		errc <- readStream(resp.Body, items, done)
 		close(items)
 	}()
 	// A stream silent for longer than two heartbeats is dead.
@@ -227,7 +229,15 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 
 // readStream parses server-sent events into items; heartbeats count as
 // items with Seq 0.
-func readStream(body io.Reader, out chan<- Item) error {
+func readStream(body io.Reader, out chan<- Item, done <-chan struct{}) error {
+	send := func(it Item) bool {
+		select {
+		case out <- it:
+			return true
+		case <-done:
+			return false
+		}
+	}
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 8<<20)
 	var data strings.Builder
@@ -243,9 +253,13 @@ func readStream(body io.Reader, out chan<- Item) error {
 				return err
 			}
 			data.Reset()
-			out <- it
+			if !send(it) {
+				return nil
+			}
 		case strings.HasPrefix(line, ":"):
-			out <- Item{} // a comment: the heartbeat
+			if !send(Item{}) { // a comment: the heartbeat
+				return nil
+			}
 		case strings.HasPrefix(line, "data:"):
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
 		}
@@ -337,6 +351,18 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 }
 
 func (f *Federation) reject(ctx context.Context, p *Peer, it Item, reason string) {
+	// The same event refused again on a retry is recorded once.
+	key := fmt.Sprintf("%d\x00%s", it.Seq, reason)
+	f.rejMu.Lock()
+	if f.lastRejected == nil {
+		f.lastRejected = map[string]string{}
+	}
+	again := f.lastRejected[p.Issuer] == key
+	f.lastRejected[p.Issuer] = key
+	f.rejMu.Unlock()
+	if again {
+		return
+	}
 	f.log().Warn("rejected a peer event", "peer", p.Issuer, "seq", it.Seq, "reason", reason)
 	raw, _ := json.Marshal(it)
 	if err := f.Store.RecordRejected(context.WithoutCancel(ctx), &Rejected{Peer: p.Issuer, Seq: it.Seq, Reason: reason, At: f.now(), Event: string(raw)}); err != nil {
