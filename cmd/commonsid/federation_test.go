@@ -258,7 +258,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // kept after the account moves.
 func TestFederation(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the federation test waits 30 s for a stopped cloud")
+		t.Skip("skipped with -short (testing.Short): the federation test waits 30 s for a stopped cloud")
 	}
 	ctx := context.Background()
 	a := startCloud(t, sqliteEnv(t))
