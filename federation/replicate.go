@@ -626,9 +626,6 @@ func bareHandle(h string) string {
 	return h
 }
 
-// BareHandle is the handle an account has on its home cloud.
-func BareHandle(a *identity.Account) string { return bareHandle(a.Handle) }
-
 // accountDocument resolves an account's DID, caching did:key and did:jwk
 // documents (they are derived from the DID itself).
 func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Document, error) {

@@ -10,21 +10,18 @@ import (
 	"github.com/onecommons/commonsid/store"
 )
 
-// PeerCallbackPath is where a peer cloud receives brokered sign-ins.
-const PeerCallbackPath = "/federation/v1/callback"
-
 // EnsurePeerClient registers (or updates) the client a peer cloud uses to
 // sign people in here (brokered sign-in): client_id is the peer's issuer,
-// the redirect URI its federation callback, authentication private_key_jwt
+// redirectURI its federation callback, authentication private_key_jwt
 // with the keys at its jwks_uri, subject type public (sub is the account
 // DID) and scope openid only.
-func EnsurePeerClient(ctx context.Context, st Store, peerIssuer, jwksURI string, now time.Time) error {
+func EnsurePeerClient(ctx context.Context, st Store, peerIssuer, redirectURI, jwksURI string, now time.Time) error {
 	u, err := url.Parse(peerIssuer)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("peer issuer %q is not a URL", peerIssuer)
 	}
 	md := Metadata{
-		ClientID: peerIssuer, RedirectURIs: []string{peerIssuer + PeerCallbackPath},
+		ClientID: peerIssuer, RedirectURIs: []string{redirectURI},
 		TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlg: "ES256",
 		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"},
 		ClientName: "Commons ID cloud " + u.Host, ClientURI: peerIssuer, JWKSURI: jwksURI,

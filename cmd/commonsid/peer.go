@@ -89,7 +89,7 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		// The peer signs people in here as an OpenID Connect client.
-		if err := oidc.EnsurePeerClient(ctx, cl.db, p.Issuer, p.JWKSURI, time.Now().UTC()); err != nil {
+		if err := oidc.EnsurePeerClient(ctx, cl.db, p.Issuer, p.Issuer+federation.CallbackPath, p.JWKSURI, time.Now().UTC()); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.stdout, "peer %s added (%s, %d keys pinned); it replicates from this cloud once it adds %s too\n",
