@@ -193,8 +193,9 @@ func (r *Resolver) resolveWeb(ctx context.Context, id string) (doc *Document, er
 		base = http.DefaultTransport
 	}
 	client := &http.Client{
+		// The deadline is ctx's alone (the transport attaches it to every
+		// request), so a timeout is always reported as one.
 		Transport: &limitedTransport{ctx: ctx, base: base, limit: WebMaxDocument},
-		Timeout:   timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("did:web documents are not fetched through redirects")
 		},
