@@ -30,7 +30,8 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 	if hint != "" {
 		tok, err := p.signer.Decode(ctx, hint)
 		var ve *jwt.ValidationError
-		if err != nil && !(errors.As(err, &ve) && ve.Has(jwt.ValidationErrorExpired) && tok != nil && tok.Claims != nil) {
+		if err != nil && !(errors.As(err, &ve) && ve.Has(jwt.ValidationErrorExpired) && tok != nil && tok.Claims != nil) ||
+			tok != nil && tok.Header["typ"] == "at+jwt" {
 			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "The id_token_hint is not an ID token issued here.")
 			return
 		}

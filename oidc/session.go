@@ -50,7 +50,11 @@ func (s *Session) GetJWTClaims() jwt.JWTClaimsContainer {
 
 // GetJWTHeader is the access-token header: typ at+jwt (RFC 9068 §2.1).
 func (s *Session) GetJWTHeader() *jwt.Headers {
-	return &jwt.Headers{Extra: map[string]any{"typ": "at+jwt", algHeader: s.alg()}}
+	h := &jwt.Headers{Extra: map[string]any{"typ": "at+jwt", algHeader: s.alg()}}
+	if s.AccountDID != "" {
+		h.Extra[personalHeader] = true
+	}
+	return h
 }
 
 // IDTokenHeaders is the ID token header.

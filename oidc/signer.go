@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -131,6 +132,11 @@ func (k *keyring) JWKSDocument(ctx context.Context) ([]byte, error) {
 // never reaches a token.
 const algHeader = "x-commonsid-alg"
 
+// personalHeader marks an access token issued to a person (not to a client
+// for itself): such a token is presented back at once, to UserInfo, so the
+// signer keeps it as verified from the start. Never part of the token.
+const personalHeader = "x-commonsid-personal"
+
 // signer is fosite's jwt.Signer over the cloud's keys: it signs with the
 // active key of the algorithm the session asks for and verifies with any
 // published key named by "kid".
@@ -144,29 +150,28 @@ type signer struct {
 	verified verifiedCache
 }
 
-// verifiedCache is a bounded set of verified tokens.
+// verifiedCache is a set of recently verified tokens. Entries live five to
+// ten seconds: long enough for a token to be used right after it is issued
+// and for a resource server's burst of introspections, short enough that
+// the memory follows the issue rate of the last seconds only.
 type verifiedCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]*jwt.Token
+	once sync.Once
+	c    *genCache[[32]byte, *jwt.Token]
 }
 
-const verifiedCacheMax = 50000
+const (
+	verifiedPeriod = 5 * time.Second
+	verifiedMax    = 4096 // per generation
+)
 
-func (c *verifiedCache) get(k [32]byte) (*jwt.Token, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.m[k]
-	return t, ok
+func (c *verifiedCache) cache() *genCache[[32]byte, *jwt.Token] {
+	c.once.Do(func() { c.c = newGenCache[[32]byte, *jwt.Token](verifiedPeriod, verifiedMax) })
+	return c.c
 }
 
-func (c *verifiedCache) put(k [32]byte, t *jwt.Token) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= verifiedCacheMax {
-		c.m = make(map[[32]byte]*jwt.Token) // simple bound: start over
-	}
-	c.m[k] = t
-}
+func (c *verifiedCache) get(k [32]byte) (*jwt.Token, bool) { return c.cache().get(k, time.Now()) }
+
+func (c *verifiedCache) put(k [32]byte, t *jwt.Token) { c.cache().put(k, t, time.Now()) }
 
 var _ jwt.Signer = (*signer)(nil)
 
@@ -179,6 +184,8 @@ func (s *signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.
 	}
 	alg, _ := h[algHeader].(string)
 	delete(h, algHeader)
+	personal := h[personalHeader] == true
+	delete(h, personalHeader)
 	delete(h, "alg")
 	if alg == "" {
 		alg = keys.DefaultAlg
@@ -198,6 +205,10 @@ func (s *signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.
 	raw, err := t.SignedString(signingKey(key.Key))
 	if err != nil {
 		return "", "", err
+	}
+	if personal && h["typ"] == "at+jwt" {
+		// Presented back at once (UserInfo): known good from here.
+		s.verified.put(sha256.Sum256([]byte(raw)), &jwt.Token{Header: t.Header, Claims: maps.Clone(claims), Method: t.Method})
 	}
 	return raw, raw[strings.LastIndexByte(raw, '.')+1:], nil
 }

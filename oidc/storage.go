@@ -32,6 +32,9 @@ type fositeStore struct {
 
 	clients clientCache
 	access  accessCache
+	// cacheIssued caches access-token grants as they are issued (see
+	// Provider.RevocationsAnnounced).
+	cacheIssued bool
 }
 
 // accessCache keeps decoded access-token grants for a second: introspection
@@ -40,8 +43,8 @@ type fositeStore struct {
 // announced by another through the store); the second bounds what a missed
 // announcement could leave.
 type accessCache struct {
-	mu sync.Mutex
-	m  map[string]cachedGrant
+	once sync.Once
+	c    *genCache[string, cachedGrant]
 }
 
 type cachedGrant struct {
@@ -49,12 +52,18 @@ type cachedGrant struct {
 	at  time.Time
 }
 
-const accessTTL = time.Second
+const (
+	accessTTL      = time.Second
+	accessCacheMax = 4096 // per generation of accessTTL
+)
+
+func (c *accessCache) cache() *genCache[string, cachedGrant] {
+	c.once.Do(func() { c.c = newGenCache[string, cachedGrant](accessTTL, accessCacheMax) })
+	return c.c
+}
 
 func (c *accessCache) get(sig string, now time.Time) (*fosite.Request, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[sig]
+	e, ok := c.cache().get(sig, now)
 	if !ok || now.Sub(e.at) > accessTTL {
 		return nil, false
 	}
@@ -62,19 +71,10 @@ func (c *accessCache) get(sig string, now time.Time) (*fosite.Request, bool) {
 }
 
 func (c *accessCache) put(sig string, r *fosite.Request, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) > 100000 {
-		c.m = map[string]cachedGrant{}
-	}
-	c.m[sig] = cachedGrant{r, now}
+	c.cache().put(sig, cachedGrant{r, now}, now)
 }
 
-func (c *accessCache) flush() {
-	c.mu.Lock()
-	c.m = nil
-	c.mu.Unlock()
-}
+func (c *accessCache) flush() { c.cache().flush() }
 
 // clientCache keeps clients for a few seconds: every token, introspection
 // and authorization request looks its client up. Changes made through this
@@ -194,11 +194,35 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 	if accessSig != "" {
 		accessSig = sigHash(accessSig)
 	}
-	return s.st.CreateOAuthRequest(ctx, &OAuthRequest{
+	err = s.st.CreateOAuthRequest(ctx, &OAuthRequest{
 		Kind: kind, SignatureHash: sigHash(sig), RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
 		Subject: subject, Active: true, RequestedAt: r.GetRequestedAt(), ExpiresAt: expires,
 		AccessSignatureHash: accessSig, Request: raw,
 	})
+	if err == nil && kind == KindAccess && s.cacheIssued {
+		s.cacheIssuedGrant(sig, r, sr)
+	}
+	return err
+}
+
+// cacheIssuedGrant puts the grant of a person's new access token (soon
+// presented to UserInfo) in the cache as GetAccessTokenSession would read
+// it back from the store: the sanitized request, with a copy of its session
+// as it is now (what follows in the token request, such as the ID token's
+// at_hash, is not part of it). Should the surrounding transaction roll
+// back, the token was never handed out and the entry is never asked for.
+func (s *fositeStore) cacheIssuedGrant(sig string, r fosite.Requester, sr storedRequest) {
+	sess, ok := r.GetSession().(*Session)
+	if !ok || sess.AccountDID == "" {
+		return // a client's own token: cached once read, if ever
+	}
+	form, _ := url.ParseQuery(sr.Form)
+	s.access.put(sig, &fosite.Request{
+		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: r.GetClient(),
+		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
+		RequestedAudience: sr.Audience, GrantedAudience: sr.GrantedAudience,
+		Form: form, Session: sess.Clone(),
+	}, time.Now())
 }
 
 // codeRows remembers, for one token request, the authorization code's row:

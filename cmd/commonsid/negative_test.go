@@ -151,6 +151,9 @@ func TestNegative(t *testing.T) {
 				t.Errorf("%s as id_token_hint: %d", name, p.status)
 			}
 		}
+		if p := b.get(l.base + "/logout?id_token_hint=" + url.QueryEscape(good)); p.status != 400 {
+			t.Errorf("an access token as id_token_hint: %d", p.status)
+		}
 	})
 	t.Run("never-shared claim requested via claims", func(t *testing.T) {
 		cfg := &Config{DataDir: l.env["COMMONSID_DATA"], Issuer: l.base, LogFormat: "text", LogLevel: "warn"}
