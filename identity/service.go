@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
@@ -35,7 +37,35 @@ type Service struct {
 	// hashing bounds concurrent argon2id computations (each takes
 	// Argon2.Memory KiB), so a burst of sign-ups or logins cannot exhaust
 	// memory; excess requests wait their turn.
-	hashing chan struct{}
+	hashing    chan struct{}
+	hashMemory memoryReturn
+}
+
+// memoryReturn gives the memory of finished password hashes back to the
+// system. Each argon2id hash allocates Argon2.Memory afresh; the runtime
+// would keep those pages for minutes after a burst of sign-ins, so the
+// resident size would follow the busiest moment rather than the work at
+// hand. Once no hash is running, a collection returns them, at most once a
+// second (a collection costs about what a tenth of one hash does).
+type memoryReturn struct {
+	mu      sync.Mutex
+	last    time.Time
+	pending bool
+}
+
+func (m *memoryReturn) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending {
+		return
+	}
+	m.pending = true
+	time.AfterFunc(max(0, time.Until(m.last.Add(time.Second))), func() {
+		debug.FreeOSMemory()
+		m.mu.Lock()
+		m.last, m.pending = time.Now(), false
+		m.mu.Unlock()
+	})
 }
 
 // NewService returns a Service with default password parameters and clock.
@@ -51,7 +81,12 @@ func (s *Service) hashSlot(ctx context.Context) (release func(), err error) {
 	}
 	select {
 	case s.hashing <- struct{}{}:
-		return func() { <-s.hashing }, nil
+		return func() {
+			<-s.hashing
+			if len(s.hashing) == 0 {
+				s.hashMemory.release()
+			}
+		}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
