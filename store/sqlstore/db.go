@@ -61,6 +61,8 @@ type DB struct {
 
 	revoked  hooks // called when access tokens may have been revoked
 	appended hooks // called when events were appended
+
+	activity activityGroup // activity entries being written together
 }
 
 // ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.

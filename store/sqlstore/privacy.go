@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onecommons/commonsid/privacy"
@@ -108,7 +111,13 @@ func (d *DB) ListConsents(ctx context.Context, did string) ([]*privacy.Consent, 
 	return out, rows.Err()
 }
 
-// AppendActivity adds an entry to the activity log.
+// AppendActivity adds an entry to the activity log and sets its ID.
+//
+// Inside a transaction the entry is part of it. Otherwise entries appended
+// at the same moment by concurrent requests are written together, in one
+// INSERT and one commit (group commit): each call still returns only once
+// its own entry is committed, and entries are numbered in the order of the
+// calls that wrote them.
 func (d *DB) AppendActivity(ctx context.Context, a *privacy.Activity) error {
 	detail := []byte("{}")
 	if len(a.Detail) > 0 {
@@ -117,23 +126,130 @@ func (d *DB) AppendActivity(ctx context.Context, a *privacy.Activity) error {
 			return fmt.Errorf("activity detail: %w", err)
 		}
 	}
-	insert := func(q querier) error {
-		return q.QueryRowContext(ctx, `INSERT INTO activity (account_did, at, kind, client_id, detail, ip, user_agent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-			a.AccountDID, toMicros(a.At), a.Kind, a.ClientID, string(detail), a.IP, a.UserAgent).Scan(&a.ID)
-	}
+	p := &pendingActivity{a: a, detail: string(detail)}
 	var err error
-	if _, inTx := txOf(ctx); inTx || d.wmu == nil {
-		err = insert(d.q(ctx))
+	if _, inTx := txOf(ctx); inTx {
+		err = d.insertActivities(ctx, d.q(ctx), []*pendingActivity{p})
 	} else {
-		// SQLite outside a transaction: a transaction, so that the writer
-		// lock covers the RETURNING row.
-		err = d.tx(ctx, func(tx *sql.Tx) error { return insert(tx) })
+		err = d.activity.append(p, func(batch []*pendingActivity) error {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activityWriteTimeout)
+			defer cancel()
+			if d.wmu == nil {
+				return d.insertActivities(wctx, d.db, batch)
+			}
+			// SQLite: a transaction, so that the writer lock covers it.
+			return d.tx(wctx, func(tx *sql.Tx) error { return d.insertActivities(wctx, tx, batch) })
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("append activity: %w", err)
 	}
 	return nil
+}
+
+const (
+	activityBatchMax     = 64
+	activityWriteTimeout = 30 * time.Second
+)
+
+// insertActivities writes entries with one INSERT and gives each its ID.
+// Both dialects number the rows of one INSERT in increasing order of its
+// VALUES list, whatever order RETURNING gives them back in.
+func (d *DB) insertActivities(ctx context.Context, q querier, batch []*pendingActivity) error {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO activity (account_did, at, kind, client_id, detail, ip, user_agent) VALUES `)
+	args := make([]any, 0, 7*len(batch))
+	for i, p := range batch {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		a := p.a
+		args = append(args, a.AccountDID, toMicros(a.At), a.Kind, a.ClientID, p.detail, a.IP, a.UserAgent)
+	}
+	b.WriteString(" RETURNING id")
+	rows, err := q.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	ids := make([]int64, 0, len(batch))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(ids) != len(batch) {
+		return fmt.Errorf("%d ids returned for %d entries", len(ids), len(batch))
+	}
+	slices.Sort(ids)
+	for i, p := range batch {
+		p.a.ID = ids[i]
+	}
+	return nil
+}
+
+// pendingActivity is an entry waiting to be written.
+type pendingActivity struct {
+	a      *privacy.Activity
+	detail string
+	done   chan error // the outcome, or errLead
+}
+
+// activityGroup collects entries appended outside a transaction. One
+// caller at a time writes: it takes everything queued so far (its own
+// entry first), writes it, tells the others how it went, and hands the
+// pen to the first caller that queued meanwhile. Under load one statement
+// carries many entries; alone, an entry is written at once.
+type activityGroup struct {
+	mu      sync.Mutex
+	queue   []*pendingActivity
+	writing bool
+}
+
+// errLead tells a waiting caller that it now writes.
+var errLead = errors.New("write the queued activity")
+
+func (g *activityGroup) append(p *pendingActivity, write func([]*pendingActivity) error) error {
+	p.done = make(chan error, 1)
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	lead := !g.writing
+	g.writing = true
+	g.mu.Unlock()
+	if !lead {
+		if err := <-p.done; err != errLead {
+			return err
+		}
+	}
+	g.mu.Lock()
+	n := min(len(g.queue), activityBatchMax)
+	batch := slices.Clone(g.queue[:n])
+	g.queue = slices.Delete(g.queue, 0, n)
+	g.mu.Unlock()
+
+	err := write(batch)
+	for _, q := range batch {
+		if q != p {
+			q.done <- err
+		}
+	}
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		next := g.queue[0]
+		g.mu.Unlock()
+		next.done <- errLead
+	} else {
+		g.writing = false
+		g.mu.Unlock()
+	}
+	return err
 }
 
 // ListActivity returns entries newest first.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,6 +106,57 @@ func testConsents(t *testing.T, s Store) {
 	}
 	if _, err := s.GetConsent(ctx, a.DID, "svc"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
+	}
+}
+
+// testActivityConcurrent appends from many goroutines at once (entries
+// written together): every entry is stored once, with its own ID, and each
+// writer's entries are numbered in the order it appended them.
+func testActivityConcurrent(t *testing.T, s Store) {
+	a := mustAccount(t, s, "actc")
+	const writers, each = 16, 20
+	ids := make([][]int64, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := &privacy.Activity{AccountDID: a.DID, At: fixed, Kind: privacy.ActivityRelease, ClientID: "svc",
+					Detail: map[string]any{"w": float64(w), "i": float64(i)}}
+				if err := s.AppendActivity(ctx, e); err != nil {
+					t.Error(err)
+					return
+				}
+				ids[w] = append(ids[w], e.ID)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	byID := map[int64][2]float64{}
+	for w, list := range ids {
+		for i, id := range list {
+			if i > 0 && id <= list[i-1] {
+				t.Fatalf("writer %d: entry %d has id %d after %d", w, i, id, list[i-1])
+			}
+			byID[id] = [2]float64{float64(w), float64(i)}
+		}
+	}
+	if len(byID) != writers*each {
+		t.Fatalf("%d distinct ids for %d entries", len(byID), writers*each)
+	}
+	got, err := s.ListActivity(ctx, a.DID, 0, 1000)
+	if err != nil || len(got) != writers*each {
+		t.Fatalf("listed %d entries (%v), want %d", len(got), err, writers*each)
+	}
+	for _, e := range got {
+		want, ok := byID[e.ID]
+		if !ok || e.Detail["w"] != want[0] || e.Detail["i"] != want[1] {
+			t.Fatalf("entry %d holds %v, want writer/index %v", e.ID, e.Detail, want)
+		}
 	}
 }
 

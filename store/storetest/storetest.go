@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"ActivityAndSettings", testActivitySettings},
+		{"ActivityConcurrent", testActivityConcurrent},
 		{"Clients", testClients},
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
