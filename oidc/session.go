@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/mohae/deepcopy"
@@ -75,6 +77,31 @@ func (s *Session) GetSubject() string {
 		return ""
 	}
 	return s.DefaultSession.GetSubject()
+}
+
+// copy returns a copy that shares nothing a caller may change with s: its
+// own claims, headers and maps (values inside the maps, as decoded from
+// JSON or set once, are shared).
+func (s *Session) copy() *Session {
+	c := *s
+	c.AccessExtra = maps.Clone(s.AccessExtra)
+	if s.DefaultSession == nil {
+		return &c
+	}
+	ds := *s.DefaultSession
+	c.DefaultSession = &ds
+	ds.ExpiresAt = maps.Clone(s.ExpiresAt)
+	if s.Claims != nil {
+		cl := *s.Claims
+		cl.Audience = slices.Clone(cl.Audience)
+		cl.AuthenticationMethodsReferences = slices.Clone(cl.AuthenticationMethodsReferences)
+		cl.Extra = maps.Clone(cl.Extra)
+		ds.Claims = &cl
+	}
+	if s.Headers != nil {
+		ds.Headers = &jwt.Headers{Extra: maps.Clone(s.Headers.Extra)}
+	}
+	return &c
 }
 
 // Clone deep-copies the session.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -221,7 +222,7 @@ func (s *fositeStore) cacheIssuedGrant(sig string, r fosite.Requester, sr stored
 		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: r.GetClient(),
 		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
 		RequestedAudience: sr.Audience, GrantedAudience: sr.GrantedAudience,
-		Form: form, Session: sess.Clone(),
+		Form: form, Session: sess.copy(),
 	}, time.Now())
 }
 
@@ -231,15 +232,16 @@ func (s *fositeStore) cacheIssuedGrant(sig string, r fosite.Requester, sr stored
 // meanwhile; a concurrent exchange of the same code is still stopped by the
 // store's conditional deactivation.
 type codeRows struct {
-	mu   sync.Mutex
-	rows map[string]*OAuthRequest
+	mu      sync.Mutex
+	rows    map[string]*OAuthRequest
+	decoded map[string]*storedRequest
 }
 
 type codeRowsKey struct{}
 
 // withCodeRows gives ctx a memo of authorization-code rows.
 func withCodeRows(ctx context.Context) context.Context {
-	return context.WithValue(ctx, codeRowsKey{}, &codeRows{rows: map[string]*OAuthRequest{}})
+	return context.WithValue(ctx, codeRowsKey{}, &codeRows{rows: map[string]*OAuthRequest{}, decoded: map[string]*storedRequest{}})
 }
 
 func codeRowsOf(ctx context.Context) *codeRows {
@@ -271,20 +273,23 @@ func (s *fositeStore) row(ctx context.Context, kind, hash string) (*OAuthRequest
 // get loads an artefact into session; it returns the request even when the
 // artefact is inactive, together with inactiveErr.
 func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
-	row, err := s.row(ctx, kind, sigHash(sig))
+	hash := sigHash(sig)
+	row, err := s.row(ctx, kind, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fosite.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	var sr storedRequest
-	if err := json.Unmarshal(row.Request, &sr); err != nil {
-		return nil, fmt.Errorf("stored %s: %w", kind, err)
+	sr, err := s.decode(ctx, kind, hash, row)
+	if err != nil {
+		return nil, err
 	}
 	if session == nil {
 		session = newSession()
 	}
+	// Decoded into the caller's session, which may be the token request's
+	// own: what the JSON holds replaces or joins what is there.
 	if err := json.Unmarshal(sr.Session, session); err != nil {
 		return nil, fmt.Errorf("stored %s session: %w", kind, err)
 	}
@@ -295,14 +300,39 @@ func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.
 	form, _ := url.ParseQuery(sr.Form)
 	req := &fosite.Request{
 		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: client,
-		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
-		RequestedAudience: sr.Audience, GrantedAudience: sr.GrantedAudience,
+		RequestedScope: slices.Clone(sr.Scopes), GrantedScope: slices.Clone(sr.GrantedScopes),
+		RequestedAudience: slices.Clone(sr.Audience), GrantedAudience: slices.Clone(sr.GrantedAudience),
 		Form: form, Session: session,
 	}
 	if !row.Active {
 		return req, inactiveErr
 	}
 	return req, nil
+}
+
+// decode parses a stored request. An authorization code's is parsed once
+// per token request (the code, PKCE and OpenID Connect handlers each load
+// it); the result is not changed by its users.
+func (s *fositeStore) decode(ctx context.Context, kind, hash string, row *OAuthRequest) (*storedRequest, error) {
+	m := codeRowsOf(ctx)
+	if kind == KindCode && m != nil {
+		m.mu.Lock()
+		sr, ok := m.decoded[hash]
+		m.mu.Unlock()
+		if ok {
+			return sr, nil
+		}
+	}
+	sr := &storedRequest{}
+	if err := json.Unmarshal(row.Request, sr); err != nil {
+		return nil, fmt.Errorf("stored %s: %w", kind, err)
+	}
+	if kind == KindCode && m != nil {
+		m.mu.Lock()
+		m.decoded[hash] = sr
+		m.mu.Unlock()
+	}
+	return sr, nil
 }
 
 func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
@@ -340,22 +370,23 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, ses
 		// A copy: the caller's session gets the grant's, and nothing the
 		// caller changes reaches the cache.
 		cp := *r
-		sess := *r.Session.(*Session)
+		cp.RequestedScope, cp.GrantedScope = slices.Clone(r.RequestedScope), slices.Clone(r.GrantedScope)
+		cp.RequestedAudience, cp.GrantedAudience = slices.Clone(r.RequestedAudience), slices.Clone(r.GrantedAudience)
+		sess := r.Session.(*Session).copy()
 		if dst, ok := session.(*Session); ok {
-			*dst = sess
+			*dst = *sess
 			cp.Session = dst
 		} else {
-			cp.Session = &sess
+			cp.Session = sess
 		}
 		return &cp, nil
 	}
 	req, err := s.get(ctx, KindAccess, sig, session, fosite.ErrInactiveToken)
 	if err == nil {
 		if fr, ok := req.(*fosite.Request); ok {
-			if _, ok := fr.Session.(*Session); ok {
+			if sess, ok := fr.Session.(*Session); ok {
 				cp := *fr
-				sess := *fr.Session.(*Session)
-				cp.Session = &sess
+				cp.Session = sess.copy()
 				s.access.put(sig, &cp, now)
 			}
 		}

@@ -245,7 +245,13 @@ func TestKeysRotateRetire(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "active key cannot be retired") {
 		t.Fatalf("retiring the active key: %+v", r)
 	}
-	e.must(t, "", "keys", "retire", first)
+	if strings.HasPrefix(first, "-") {
+		// A key ID may start with '-': the error says how to pass it.
+		if r := e.run(t, "", "keys", "retire", first); r.code != 2 || !strings.Contains(r.stderr, "goes after '--'") {
+			t.Fatalf("retire %s without '--': %+v", first, r)
+		}
+	}
+	e.must(t, "", "keys", "retire", "--", first)
 	if !strings.Contains(e.must(t, "", "keys", "list"), "retired") {
 		t.Fatal("not retired")
 	}

@@ -123,6 +123,10 @@ func (c *cli) parseFlags(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "flag provided but not defined") {
+			// A key ID or client ID may start with '-'.
+			return usagef("%v (run 'commonsid %s -h'; an argument that starts with '-' goes after '--')", err, fs.Name())
+		}
 		return usagef("%v (run 'commonsid %s -h')", err, fs.Name())
 	}
 	return nil
