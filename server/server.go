@@ -125,8 +125,10 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if ww.Status() >= 500 {
 			level = slog.LevelError
 		}
-		s.Log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
-			"status", ww.Status(), "duration", time.Since(start), "request_id", middleware.GetReqID(r.Context()))
+		if s.Log.Enabled(r.Context(), level) { // debug is off by default: build nothing
+			s.Log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+				"status", ww.Status(), "duration", time.Since(start), "request_id", middleware.GetReqID(r.Context()))
+		}
 	})
 }
 
