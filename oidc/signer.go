@@ -150,10 +150,11 @@ type signer struct {
 	verified verifiedCache
 }
 
-// verifiedCache is a set of recently verified tokens. Entries live five to
-// ten seconds: long enough for a token to be used right after it is issued
-// and for a resource server's burst of introspections, short enough that
-// the memory follows the issue rate of the last seconds only.
+// verifiedCache is a set of recently verified tokens. Entries live up to
+// ten seconds (less when more than verifiedMax arrive in a period): long
+// enough for a token used right after it is issued and for a resource
+// server's burst of introspections, short enough that the memory follows
+// the last seconds only.
 type verifiedCache struct {
 	once sync.Once
 	c    *genCache[[32]byte, *jwt.Token]

@@ -220,8 +220,8 @@ func (s *fositeStore) cacheIssuedGrant(sig string, r fosite.Requester, sr stored
 	form, _ := url.ParseQuery(sr.Form)
 	s.access.put(sig, &fosite.Request{
 		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: r.GetClient(),
-		RequestedScope: sr.Scopes, GrantedScope: sr.GrantedScopes,
-		RequestedAudience: sr.Audience, GrantedAudience: sr.GrantedAudience,
+		RequestedScope: slices.Clone(sr.Scopes), GrantedScope: slices.Clone(sr.GrantedScopes),
+		RequestedAudience: slices.Clone(sr.Audience), GrantedAudience: slices.Clone(sr.GrantedAudience),
 		Form: form, Session: sess.copy(),
 	}, time.Now())
 }
