@@ -28,6 +28,9 @@ func (t TestSigner) Decode(ctx context.Context, token string) (*jwt.Token, error
 	return t.s.Decode(ctx, token)
 }
 
+// Own reports whether token names one of this cloud's keys.
+func (t TestSigner) Own(ctx context.Context, token string) bool { return t.s.ownToken(ctx, token) }
+
 // Cached reports whether token is in the verified-token cache.
 func (t TestSigner) Cached(token string) bool {
 	_, ok := t.s.verified.get(sha256.Sum256([]byte(token)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,6 +117,18 @@ func (k *keyring) publicKey(ctx context.Context, kid string) (josev3.JSONWebKey,
 		return j, ok
 	}
 	return josev3.JSONWebKey{}, false
+}
+
+// names reports whether kid is one of the published keys, from the
+// current snapshot (refreshed as usual, never forced).
+func (k *keyring) names(ctx context.Context, kid string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.load(ctx, false); err != nil {
+		return false
+	}
+	_, ok := k.published[kid]
+	return ok
 }
 
 // JWKSDocument returns the JSON of the published public keys.
@@ -238,6 +251,30 @@ func (s *signer) Decode(ctx context.Context, token string) (*jwt.Token, error) {
 		s.verified.put(key, t)
 	}
 	return t, err
+}
+
+// ownToken reports, without verifying it, whether token names one of this
+// cloud's keys: such a token is this cloud's to judge (and fails if its
+// signature does not check out), never a peer's.
+func (s *signer) ownToken(ctx context.Context, token string) bool {
+	if _, ok := s.verified.get(sha256.Sum256([]byte(token))); ok {
+		return true
+	}
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(raw, &h) != nil || h.Kid == "" {
+		return false
+	}
+	return s.ring.names(ctx, h.Kid)
 }
 
 // stillPublished reports whether the key of a cached token is still

@@ -111,3 +111,30 @@ func jwtHeader(t *testing.T, token string) string {
 	}
 	return string(h)
 }
+
+// Tokens naming this cloud's keys are recognised as its own without being
+// verified (so introspection never asks the federation about them); a
+// token of another key, or not a JWT, is not.
+func TestSignerOwnTokens(t *testing.T) {
+	ctx := context.Background()
+	s, _ := testSigner(t)
+	other, _ := testSigner(t)
+	claims := func() jwt.MapClaims { return jwt.MapClaims{"sub": "svc", "exp": time.Now().Add(time.Minute).Unix()} }
+	hdr := &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}}
+	mine, _, err := s.Generate(ctx, claims(), hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, _, err := other.Generate(ctx, claims(), hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Own(ctx, mine) {
+		t.Fatal("own token not recognised")
+	}
+	for name, tok := range map[string]string{"another cloud's": theirs, "opaque": "abc.def", "garbage header": "!!.e30.x"} {
+		if s.Own(ctx, tok) {
+			t.Fatalf("%s token taken for an own one", name)
+		}
+	}
+}

@@ -145,7 +145,7 @@ func (p *Provider) introspectPeer(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	token := r.PostForm.Get("token")
-	if strings.Count(token, ".") != 2 {
+	if strings.Count(token, ".") != 2 || p.signer.ownToken(ctx, token) {
 		return false
 	}
 	claims, handled, err := p.PeerIntrospect(ctx, token)
