@@ -52,7 +52,7 @@ type discovery struct {
 type env struct {
 	cfg  Config
 	base *url.URL
-	tr   *http.Transport
+	tr   *connTransport
 	hc   *http.Client // no cookies; redirects are returned, not followed
 	disc discovery
 
@@ -81,8 +81,8 @@ func newEnv(ctx context.Context, cfg Config) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{cfg: cfg, base: base, tr: newTransport(maxOf(cfg.Concurrency))}
-	e.hc = &http.Client{Transport: e.tr, CheckRedirect: noRedirect, Timeout: cfg.Timeout}
+	e := &env{cfg: cfg, base: base, tr: newConnTransport(base, maxOf(cfg.Concurrency)+16, cfg.Timeout)}
+	e.hc = &http.Client{Transport: e.tr, CheckRedirect: noRedirect}
 	if err := e.discover(ctx); err != nil {
 		e.close()
 		return nil, err
@@ -179,6 +179,9 @@ func send(c *http.Client, req *http.Request) (*response, error) {
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
+	if b, ok := resp.Body.(*bufferedBody); ok {
+		return &response{status: resp.StatusCode, header: resp.Header, body: b.b[:min(len(b.b), maxBody)]}, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
@@ -369,7 +372,7 @@ func (e *env) signUp(ctx context.Context) (*person, error) {
 
 func (e *env) newBrowser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{c: &http.Client{Transport: e.tr, Jar: jar, CheckRedirect: noRedirect, Timeout: e.cfg.Timeout}}
+	return &browser{c: &http.Client{Transport: e.tr, Jar: jar, CheckRedirect: noRedirect}}
 }
 
 // login signs the browser in with the password form.

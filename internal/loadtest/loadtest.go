@@ -7,8 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -397,20 +395,6 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(math.Ceil(float64(n) * p / 100))
 	idx := min(max(rank-1, 0), n-1)
 	return sorted[idx]
-}
-
-// newTransport returns the one transport every virtual client shares: no
-// proxy (requests go to the base URL only) and enough idle connections per
-// host for every client to keep its own.
-func newTransport(maxConc int) *http.Transport {
-	return &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        maxConc + 16,
-		MaxIdleConnsPerHost: maxConc + 16,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 5 * time.Second,
-	}
 }
 
 func maxOf(ns []int) int {
