@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -188,6 +189,8 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 func (p *Provider) Mount(r chi.Router) {
 	r.Get("/.well-known/openid-configuration", p.serveDiscovery)
 	r.Get("/jwks.json", p.serveJWKS)
+	r.Head("/.well-known/openid-configuration", p.serveDiscovery)
+	r.Head("/jwks.json", p.serveJWKS)
 	r.Group(func(r chi.Router) {
 		r.Use(httpx.PageHeaders)
 		r.Get("/authorize", p.authorize)
@@ -269,10 +272,18 @@ func (p *Provider) baseDiscovery() map[string]any {
 }
 
 func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	w.Write(p.discovery)
+	writePublic(w, "application/json", "public, max-age=3600", p.discovery)
+}
+
+// writePublic answers with a document anyone may fetch and cache. The
+// length is given so that the answer goes out in one piece, not chunked.
+func writePublic(w http.ResponseWriter, contentType, cacheControl string, doc []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Content-Length", strconv.Itoa(len(doc)))
+	w.Write(doc)
 }
 
 func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
@@ -282,12 +293,9 @@ func (p *Provider) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/jwk-set+json")
 	// Short enough that a rotation reaches verifiers quickly; rotated-out
 	// keys stay published until retired, so cached sets keep verifying.
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	w.Write(doc)
+	writePublic(w, "application/jwk-set+json", "public, max-age=300", doc)
 }
 
 func (p *Provider) now() time.Time { return p.Now().UTC() }
