@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/onecommons/commonsid/migrations"
+	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/store"
 )
 
@@ -62,7 +63,8 @@ type DB struct {
 	revoked  hooks // called when access tokens may have been revoked
 	appended hooks // called when events were appended
 
-	activity activityGroup // activity entries being written together
+	activity writeGroup[*pendingActivity]   // activity entries being written together
+	requests writeGroup[*oidc.OAuthRequest] // tokens and codes stored outside a transaction
 }
 
 // ParseDSN checks a --db value: "sqlite:PATH" or a postgres:// URL.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,11 +121,24 @@ func (d *DB) ListClients(ctx context.Context) ([]*oidc.StoredClient, error) {
 
 const oauthCols = `kind, signature_hash, request_id, client_id, subject, active, requested_at, expires_at, access_signature_hash, request`
 
-// CreateOAuthRequest stores a token, code or session.
+// CreateOAuthRequest stores a token, code or session. Outside a
+// transaction, rows stored at the same moment by concurrent requests are
+// written together (see writeGroup); a batch that fails is written again
+// row by row, so that each caller gets its own row's outcome.
 func (d *DB) CreateOAuthRequest(ctx context.Context, r *oidc.OAuthRequest) error {
-	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO oauth_requests (`+oauthCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.Kind, r.SignatureHash, r.RequestID, r.ClientID, r.Subject, r.Active, toMicros(r.RequestedAt), toMicros(r.ExpiresAt),
-		r.AccessSignatureHash, string(r.Request))
+	var err error
+	if _, inTx := txOf(ctx); inTx {
+		err = d.insertOAuthRequests(ctx, d.q(ctx), []*oidc.OAuthRequest{r})
+	} else {
+		var alone bool
+		err = d.requests.add(r, func(batch []*oidc.OAuthRequest) error {
+			alone = len(batch) == 1
+			return d.writeBatch(ctx, func(ctx context.Context, q querier) error { return d.insertOAuthRequests(ctx, q, batch) })
+		})
+		if err != nil && !alone {
+			err = d.insertOAuthRequests(ctx, d.q(ctx), []*oidc.OAuthRequest{r})
+		}
+	}
 	if _, ok := uniqueViolation(err); ok {
 		return &store.DuplicateError{Entity: r.Kind, Field: "signature"}
 	}
@@ -132,6 +146,32 @@ func (d *DB) CreateOAuthRequest(ctx context.Context, r *oidc.OAuthRequest) error
 		return fmt.Errorf("store %s: %w", r.Kind, err)
 	}
 	return nil
+}
+
+// insertOAuthRequests writes rows with one INSERT.
+func (d *DB) insertOAuthRequests(ctx context.Context, q querier, batch []*oidc.OAuthRequest) error {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO oauth_requests (` + oauthCols + `) VALUES `)
+	args := make([]any, 0, 10*len(batch))
+	for i, r := range batch {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := len(args)
+		b.WriteString("(")
+		for k := 1; k <= 10; k++ {
+			if k > 1 {
+				b.WriteString(", ")
+			}
+			b.WriteString("$")
+			b.WriteString(strconv.Itoa(n + k))
+		}
+		b.WriteString(")")
+		args = append(args, r.Kind, r.SignatureHash, r.RequestID, r.ClientID, r.Subject, r.Active, toMicros(r.RequestedAt), toMicros(r.ExpiresAt),
+			r.AccessSignatureHash, string(r.Request))
+	}
+	_, err := q.ExecContext(ctx, b.String(), args...)
+	return err
 }
 
 // GetOAuthRequest returns a stored artefact, active or not.

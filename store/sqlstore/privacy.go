@@ -4,11 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/onecommons/commonsid/privacy"
@@ -131,14 +129,8 @@ func (d *DB) AppendActivity(ctx context.Context, a *privacy.Activity) error {
 	if _, inTx := txOf(ctx); inTx {
 		err = d.insertActivities(ctx, d.q(ctx), []*pendingActivity{p})
 	} else {
-		err = d.activity.append(p, func(batch []*pendingActivity) error {
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), activityWriteTimeout)
-			defer cancel()
-			if d.wmu == nil {
-				return d.insertActivities(wctx, d.db, batch)
-			}
-			// SQLite: a transaction, so that the writer lock covers it.
-			return d.tx(wctx, func(tx *sql.Tx) error { return d.insertActivities(wctx, tx, batch) })
+		err = d.activity.add(p, func(batch []*pendingActivity) error {
+			return d.writeBatch(ctx, func(ctx context.Context, q querier) error { return d.insertActivities(ctx, q, batch) })
 		})
 	}
 	if err != nil {
@@ -146,11 +138,6 @@ func (d *DB) AppendActivity(ctx context.Context, a *privacy.Activity) error {
 	}
 	return nil
 }
-
-const (
-	activityBatchMax     = 64
-	activityWriteTimeout = 30 * time.Second
-)
 
 // insertActivities writes entries with one INSERT and gives each its ID.
 // Both dialects number the rows of one INSERT in increasing order of its
@@ -199,57 +186,6 @@ func (d *DB) insertActivities(ctx context.Context, q querier, batch []*pendingAc
 type pendingActivity struct {
 	a      *privacy.Activity
 	detail string
-	done   chan error // the outcome, or errLead
-}
-
-// activityGroup collects entries appended outside a transaction. One
-// caller at a time writes: it takes everything queued so far (its own
-// entry first), writes it, tells the others how it went, and hands the
-// pen to the first caller that queued meanwhile. Under load one statement
-// carries many entries; alone, an entry is written at once.
-type activityGroup struct {
-	mu      sync.Mutex
-	queue   []*pendingActivity
-	writing bool
-}
-
-// errLead tells a waiting caller that it now writes.
-var errLead = errors.New("write the queued activity")
-
-func (g *activityGroup) append(p *pendingActivity, write func([]*pendingActivity) error) error {
-	p.done = make(chan error, 1)
-	g.mu.Lock()
-	g.queue = append(g.queue, p)
-	lead := !g.writing
-	g.writing = true
-	g.mu.Unlock()
-	if !lead {
-		if err := <-p.done; err != errLead {
-			return err
-		}
-	}
-	g.mu.Lock()
-	n := min(len(g.queue), activityBatchMax)
-	batch := slices.Clone(g.queue[:n])
-	g.queue = slices.Delete(g.queue, 0, n)
-	g.mu.Unlock()
-
-	err := write(batch)
-	for _, q := range batch {
-		if q != p {
-			q.done <- err
-		}
-	}
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		next := g.queue[0]
-		g.mu.Unlock()
-		next.done <- errLead
-	} else {
-		g.writing = false
-		g.mu.Unlock()
-	}
-	return err
 }
 
 // ListActivity returns entries newest first.

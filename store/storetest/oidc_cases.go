@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -236,6 +237,53 @@ func testClients(t *testing.T, s Store) {
 func oauthReq(kind, sig, reqID, subject, client string) *oidc.OAuthRequest {
 	return &oidc.OAuthRequest{Kind: kind, SignatureHash: sig, RequestID: reqID, ClientID: client, Subject: subject, Active: true,
 		RequestedAt: fixed, ExpiresAt: fixed.Add(time.Hour), Request: []byte(`{"id":"` + reqID + `"}`)}
+}
+
+// testOAuthRequestsConcurrent stores from many goroutines at once (rows
+// stored together may share a statement): every row is stored as given, and
+// a duplicate among them fails alone, with the duplicate error, without
+// taking the rows stored beside it down.
+func testOAuthRequestsConcurrent(t *testing.T, s Store) {
+	if err := s.CreateOAuthRequest(ctx, oauthReq(oidc.KindAccess, "taken", "g0", "did:a", "c")); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 16, 20
+	var wg sync.WaitGroup
+	dups := make([]error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				r := oauthReq(oidc.KindAccess, fmt.Sprintf("sig-%d-%d", w, i), fmt.Sprintf("g-%d-%d", w, i), "did:a", "c")
+				if err := s.CreateOAuthRequest(ctx, r); err != nil {
+					t.Error(err)
+					return
+				}
+				if i == each/2 {
+					dups[w] = s.CreateOAuthRequest(ctx, oauthReq(oidc.KindAccess, "taken", "gx", "did:a", "c"))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for w, err := range dups {
+		if !errors.Is(err, store.ErrAlreadyExists) {
+			t.Fatalf("writer %d storing a taken signature: %v, want a duplicate error", w, err)
+		}
+	}
+	for w := range writers {
+		for i := range each {
+			got, err := s.GetOAuthRequest(ctx, oidc.KindAccess, fmt.Sprintf("sig-%d-%d", w, i))
+			if err != nil || got.RequestID != fmt.Sprintf("g-%d-%d", w, i) {
+				t.Fatalf("row %d/%d: %v %+v", w, i, err, got)
+			}
+		}
+	}
+	if got, err := s.GetOAuthRequest(ctx, oidc.KindAccess, "taken"); err != nil || got.RequestID != "g0" {
+		t.Fatalf("the first row of a taken signature: %v %+v", err, got)
+	}
 }
 
 func testOAuthRequests(t *testing.T, s Store) {

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Consents", testConsents},
 		{"ActivityAndSettings", testActivitySettings},
 		{"ActivityConcurrent", testActivityConcurrent},
+		{"OAuthRequestsConcurrent", testOAuthRequestsConcurrent},
 		{"Clients", testClients},
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
