@@ -30,6 +30,15 @@ func transportFor(t *testing.T, srv *httptest.Server) (*connTransport, *http.Cli
 	return tr, &http.Client{Transport: tr, CheckRedirect: noRedirect}
 }
 
+// countConns counts the connections srv accepts.
+func countConns(srv *httptest.Server, n *atomic.Int32) {
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+}
+
 // TestConnTransportReuse: answers of every framing are read whole, and one
 // connection carries request after request.
 func TestConnTransportReuse(t *testing.T) {
@@ -49,11 +58,7 @@ func TestConnTransportReuse(t *testing.T) {
 			w.Write([]byte("ok"))
 		}
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	countConns(srv, &conns)
 	srv.Start()
 	defer srv.Close()
 	_, hc := transportFor(t, srv)
@@ -101,11 +106,7 @@ func TestConnTransportServerClosed(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(append([]byte("got:"), b...))
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
+	countConns(srv, &conns)
 	srv.Start()
 	defer srv.Close()
 	_, hc := transportFor(t, srv)
