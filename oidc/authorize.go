@@ -173,7 +173,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	}
 
 	// 2. Has the person agreed to everything asked?
-	_, consent, settings, err := p.Store.ReleaseContext(ctx, acct.DID, client.ClientID)
+	_, consent, settings, err := p.releaseContext(ctx, acct.DID, client.ClientID)
 	if err != nil {
 		p.serverError(w, r, err)
 		return
@@ -302,7 +302,7 @@ func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) erro
 	if !ok || s.AccountDID == "" {
 		return nil
 	}
-	acct, consent, settings, err := p.Store.ReleaseContext(ctx, s.AccountDID, s.ClientID)
+	acct, consent, settings, err := p.releaseContext(ctx, s.AccountDID, s.ClientID)
 	if err != nil || acct.Status != identity.StatusActive {
 		return fosite.ErrInvalidGrant.WithHint("The account behind this grant can no longer sign in.")
 	}

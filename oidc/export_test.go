@@ -7,7 +7,9 @@ import (
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/privacy"
 )
 
 // PersonalHeader marks an access token issued to a person.
@@ -43,4 +45,15 @@ func (t TestSigner) Reload(ctx context.Context) error {
 	defer t.s.ring.mu.Unlock()
 	t.s.ring.loadedAt, t.s.ring.triedAt = time.Time{}, time.Time{}
 	return t.s.ring.load(ctx, false)
+}
+
+// NewReleaseTestProvider is a provider with only what the release cache
+// needs: st, and announcements on.
+func NewReleaseTestProvider(st Store) *Provider {
+	return &Provider{Store: st, RevocationsAnnounced: true, fstore: &fositeStore{}}
+}
+
+// ReleaseContext reads through the provider's release cache.
+func (p *Provider) ReleaseContext(ctx context.Context, did, clientID string) (*identity.Account, *privacy.Consent, *privacy.Settings, error) {
+	return p.releaseContext(ctx, did, clientID)
 }

@@ -17,6 +17,7 @@ type genCache[K comparable, V any] struct {
 	mu        sync.Mutex
 	start     time.Time
 	cur, prev map[K]V
+	epoch     uint64 // counts flushes
 }
 
 func newGenCache[K comparable, V any](period time.Duration, max int) *genCache[K, V] {
@@ -50,6 +51,10 @@ func (c *genCache[K, V]) get(k K, now time.Time) (V, bool) {
 func (c *genCache[K, V]) put(k K, v V, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(k, v, now)
+}
+
+func (c *genCache[K, V]) putLocked(k K, v V, now time.Time) {
 	c.age(now)
 	if len(c.cur) >= c.max {
 		c.prev, c.cur, c.start = c.cur, nil, now
@@ -65,6 +70,25 @@ func (c *genCache[K, V]) flush() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cur, c.prev = nil, nil
+	c.epoch++
+}
+
+// since returns the number of flushes so far: taken before reading what is
+// to be put, and given to putSince, it keeps out a value read before a
+// flush that happened while it was being read.
+func (c *genCache[K, V]) since() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epoch
+}
+
+// putSince puts v unless the cache was flushed after since returned epoch.
+func (c *genCache[K, V]) putSince(epoch uint64, k K, v V, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == epoch {
+		c.putLocked(k, v, now)
+	}
 }
 
 // len is the number of entries held.

@@ -75,7 +75,10 @@ type Provider struct {
 	// LISTEN/NOTIFY does). Access tokens are then cached from the moment
 	// they are issued, and their first use needs no database read. Without
 	// it (SQLite, where the command line may revoke from another process)
-	// a token is cached only once it has been read.
+	// a token is cached only once it has been read. It also turns on the
+	// release cache (release.go), which needs every change of an account,
+	// consent or settings announced the same way (the store calls
+	// EventsAppended).
 	RevocationsAnnounced bool
 	// Federation hooks, nil when this cloud does not federate:
 	// RemoteService finds a peer's service (forks across clouds),
@@ -90,6 +93,7 @@ type Provider struct {
 	fconfig   *fosite.Config
 	ring      *keyring
 	fstore    *fositeStore
+	release   releaseCache
 	signer    *signer
 	discovery []byte
 }
@@ -307,9 +311,17 @@ func (p *Provider) ActiveKey(ctx context.Context, alg string) (*keys.Signer, err
 	return p.ring.signerFor(ctx, alg)
 }
 
-// TokensRevoked empties the provider's access-token cache; the store calls
-// it whenever access tokens may have been revoked.
-func (p *Provider) TokensRevoked() { p.fstore.access.flush() }
+// TokensRevoked empties the provider's access-token and release caches;
+// the store calls it whenever access tokens may have been revoked.
+func (p *Provider) TokensRevoked() {
+	p.fstore.access.flush()
+	p.release.flush()
+}
+
+// EventsAppended empties the release cache; the store calls it whenever an
+// account, consent or privacy settings may have changed (each such change
+// appends an event).
+func (p *Provider) EventsAppended() { p.release.flush() }
 
 // context helper for background work that must outlive the request.
 func detached(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }

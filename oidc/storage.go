@@ -195,15 +195,15 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 	if accessSig != "" {
 		accessSig = sigHash(accessSig)
 	}
-	err = s.st.CreateOAuthRequest(ctx, &OAuthRequest{
+	var after func()
+	if kind == KindAccess && s.cacheIssued {
+		after = func() { s.cacheIssuedGrant(sig, r, sr) }
+	}
+	return s.store(ctx, &OAuthRequest{
 		Kind: kind, SignatureHash: sigHash(sig), RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
 		Subject: subject, Active: true, RequestedAt: r.GetRequestedAt(), ExpiresAt: expires,
 		AccessSignatureHash: accessSig, Request: raw,
-	})
-	if err == nil && kind == KindAccess && s.cacheIssued {
-		s.cacheIssuedGrant(sig, r, sr)
-	}
-	return err
+	}, after)
 }
 
 // cacheIssuedGrant puts the grant of a person's new access token (soon
@@ -250,6 +250,7 @@ func codeRowsOf(ctx context.Context) *codeRows {
 }
 
 func (s *fositeStore) row(ctx context.Context, kind, hash string) (*OAuthRequest, error) {
+	ctx = readCtx(ctx)
 	m := codeRowsOf(ctx)
 	if kind != KindCode || m == nil {
 		return s.st.GetOAuthRequest(ctx, kind, hash)
@@ -345,7 +346,7 @@ func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, 
 
 func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
 	hash := sigHash(code)
-	if err := s.st.DeactivateOAuthRequest(ctx, KindCode, hash); err != nil {
+	if err := s.deactivate(ctx, KindCode, hash); err != nil {
 		return err
 	}
 	if m := codeRowsOf(ctx); m != nil {
@@ -381,13 +382,15 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, ses
 		}
 		return &cp, nil
 	}
+	epoch := s.access.cache().since()
 	req, err := s.get(ctx, KindAccess, sig, session, fosite.ErrInactiveToken)
 	if err == nil {
 		if fr, ok := req.(*fosite.Request); ok {
 			if sess, ok := fr.Session.(*Session); ok {
 				cp := *fr
 				cp.Session = sess.copy()
-				s.access.put(sig, &cp, now)
+				// Not if a revocation was announced during the read.
+				s.access.cache().putSince(epoch, sig, cachedGrant{&cp, now}, now)
 			}
 		}
 	}
@@ -395,6 +398,10 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, ses
 }
 
 func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return notFound(s.st.DeleteOAuthRequest(ctx, KindAccess, sigHash(sig)))
 }
 
@@ -413,6 +420,10 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, se
 }
 
 func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return notFound(s.st.DeleteOAuthRequest(ctx, KindRefresh, sigHash(sig)))
 }
 
@@ -421,16 +432,24 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string)
 // included). Access tokens issued before stay valid until they expire, as
 // with most providers; revoking them is what revocation and reuse do.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
-	return notFound(s.st.DeactivateOAuthRequest(ctx, KindRefresh, sigHash(sig)))
+	return notFound(s.deactivate(ctx, KindRefresh, sigHash(sig)))
 }
 
 // RevokeRefreshToken revokes every refresh token of a grant.
 func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindRefresh, requestID)
 }
 
 // RevokeAccessToken revokes every access token of a grant.
 func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	ctx, err := s.txCtx(ctx)
+	if err != nil {
+		return err
+	}
 	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID)
 }
 
@@ -478,10 +497,6 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, ses
 }
 
 func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
-
-func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) { return s.st.BeginTx(ctx) }
-func (s *fositeStore) Commit(ctx context.Context) error                     { return s.st.Commit(ctx) }
-func (s *fositeStore) Rollback(ctx context.Context) error                   { return s.st.Rollback(ctx) }
 
 // notFound maps store.ErrNotFound to fosite's.
 func notFound(err error) error {

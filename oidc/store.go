@@ -70,6 +70,12 @@ type Store interface {
 	// DeactivateOAuthRequest marks one artefact used (codes, rotated
 	// refresh tokens); it returns store.ErrNotFound when none is active.
 	DeactivateOAuthRequest(ctx context.Context, kind, signatureHash string) error
+	// ExchangeOAuthRequests marks the artefact (kind, signatureHash) used,
+	// as DeactivateOAuthRequest does, and stores create, all or nothing: a
+	// code exchanged or a refresh token rotated, and the tokens issued for
+	// it. It returns store.ErrNotFound, having written nothing, when the
+	// artefact is not active. With kind "" it only stores create.
+	ExchangeOAuthRequests(ctx context.Context, kind, signatureHash string, create []*OAuthRequest) error
 	// DeleteOAuthRequestsByRequestID deletes every artefact of a kind that
 	// a grant issued.
 	DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error

@@ -87,7 +87,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
 	}
-	acct, consent, settings, err := p.Store.ReleaseContext(ctx, session.AccountDID, session.ClientID)
+	acct, consent, settings, err := p.releaseContext(ctx, session.AccountDID, session.ClientID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		p.Log.ErrorContext(ctx, "userinfo", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

@@ -261,8 +261,15 @@ func (d *DB) PutReplica(ctx context.Context, a *identity.Account) error {
 	if err != nil {
 		return fmt.Errorf("put replica: %w", err)
 	}
+	d.replicaChanged(ctx)
 	return nil
 }
+
+// replicaChanged tells this process's hooks that a replicated account
+// changed (a change made here is announced by its own event instead), so
+// that what was cached of it is dropped at commit. Other processes drop
+// theirs within their caches' lifetime.
+func (d *DB) replicaChanged(ctx context.Context) { d.afterCommit(ctx, d.fireEvents) }
 
 // DropReplica removes a replicated account and everything this cloud holds
 // for it: sessions, tokens, consents, settings, activity.
@@ -278,13 +285,18 @@ func (d *DB) DropReplica(ctx context.Context, did string) error {
 		if err != nil {
 			return fmt.Errorf("drop replica: %w", err)
 		}
+		d.replicaChanged(ctx)
 		return nil
 	})
 }
 
 // PutReplicaSettings stores replicated privacy settings.
 func (d *DB) PutReplicaSettings(ctx context.Context, did string, s *privacy.Settings, at time.Time) error {
-	return d.putSettings(ctx, did, s, at)
+	if err := d.putSettings(ctx, did, s, at); err != nil {
+		return err
+	}
+	d.replicaChanged(ctx)
+	return nil
 }
 
 // PutReplicaConsent stores a consent replicated from the account's home

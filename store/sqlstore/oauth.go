@@ -271,6 +271,60 @@ func (d *DB) DeactivateOAuthRequest(ctx context.Context, kind, sig string) error
 	return nil
 }
 
+// ExchangeOAuthRequests marks an artefact used and stores what was issued
+// for it, all or nothing. On PostgreSQL outside a transaction it is one
+// statement: the conditional update and the insert that depends on it.
+func (d *DB) ExchangeOAuthRequests(ctx context.Context, kind, sig string, create []*oidc.OAuthRequest) error {
+	_, inTx := txOf(ctx)
+	if d.dialect != Postgres || inTx || kind == "" || len(create) == 0 {
+		return d.InTx(ctx, func(ctx context.Context) error {
+			if kind != "" {
+				if err := d.DeactivateOAuthRequest(ctx, kind, sig); err != nil {
+					return err
+				}
+			}
+			if len(create) == 0 {
+				return nil
+			}
+			err := d.insertOAuthRequests(ctx, d.q(ctx), create)
+			if _, ok := uniqueViolation(err); ok {
+				return &store.DuplicateError{Entity: create[0].Kind, Field: "signature"}
+			}
+			if err != nil {
+				return fmt.Errorf("store %s: %w", create[0].Kind, err)
+			}
+			return nil
+		})
+	}
+	var b strings.Builder
+	b.WriteString(`WITH used AS (UPDATE oauth_requests SET active = FALSE WHERE kind = $1 AND signature_hash = $2 AND active = TRUE RETURNING 1)
+		INSERT INTO oauth_requests (` + oauthCols + `) SELECT * FROM (VALUES `)
+	args := make([]any, 0, 2+10*len(create))
+	args = append(args, kind, sig)
+	for i, r := range create {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, CAST($%d AS BOOLEAN), CAST($%d AS BIGINT), CAST($%d AS BIGINT), $%d, $%d)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+		args = append(args, r.Kind, r.SignatureHash, r.RequestID, r.ClientID, r.Subject, r.Active, toMicros(r.RequestedAt), toMicros(r.ExpiresAt),
+			r.AccessSignatureHash, string(r.Request))
+	}
+	b.WriteString(`) AS issued WHERE EXISTS (SELECT 1 FROM used)`)
+	res, err := d.db.ExecContext(ctx, b.String(), args...)
+	if _, ok := uniqueViolation(err); ok {
+		return &store.DuplicateError{Entity: create[0].Kind, Field: "signature"}
+	}
+	if err != nil {
+		return fmt.Errorf("exchange %s: %w", kind, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("active %s: %w", kind, store.ErrNotFound)
+	}
+	return nil
+}
+
 // DeleteOAuthRequestsByRequestID deletes what one grant issued, of a kind.
 func (d *DB) DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error {
 	if _, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE kind = $1 AND request_id = $2`, kind, requestID); err != nil {

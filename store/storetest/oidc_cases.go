@@ -239,6 +239,88 @@ func oauthReq(kind, sig, reqID, subject, client string) *oidc.OAuthRequest {
 		RequestedAt: fixed, ExpiresAt: fixed.Add(time.Hour), Request: []byte(`{"id":"` + reqID + `"}`)}
 }
 
+// testOAuthRequestsExchange: a code exchanged (or a refresh token rotated)
+// and the tokens issued for it are written together or not at all, and of
+// concurrent exchanges of one code exactly one succeeds.
+func testOAuthRequestsExchange(t *testing.T, s Store) {
+	if err := s.CreateOAuthRequest(ctx, oauthReq(oidc.KindCode, "code1", "gx", "did:a", "c")); err != nil {
+		t.Fatal(err)
+	}
+	issued := []*oidc.OAuthRequest{oauthReq(oidc.KindAccess, "acc1", "gx", "did:a", "c"), oauthReq(oidc.KindRefresh, "ref1", "gx", "did:a", "c")}
+	issued[1].AccessSignatureHash = "acc1"
+	if err := s.ExchangeOAuthRequests(ctx, oidc.KindCode, "code1", issued); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetOAuthRequest(ctx, oidc.KindCode, "code1"); err != nil || got.Active {
+		t.Fatalf("exchanged code: %v, active %v", err, got != nil && got.Active)
+	}
+	for _, want := range issued {
+		got, err := s.GetOAuthRequest(ctx, want.Kind, want.SignatureHash)
+		if err != nil {
+			t.Fatalf("%s %s: %v", want.Kind, want.SignatureHash, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("%s (-want +got):\n%s", want.Kind, diff)
+		}
+	}
+	// The code again: refused, and nothing of it stored.
+	err := s.ExchangeOAuthRequests(ctx, oidc.KindCode, "code1", []*oidc.OAuthRequest{oauthReq(oidc.KindAccess, "acc2", "gx", "did:a", "c")})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a used code exchanged again: %v, want not found", err)
+	}
+	if _, err := s.GetOAuthRequest(ctx, oidc.KindAccess, "acc2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused exchange stored its token: %v", err)
+	}
+	// A token that cannot be stored leaves the code unused.
+	if err := s.CreateOAuthRequest(ctx, oauthReq(oidc.KindRefresh, "code2", "gy", "did:a", "c")); err != nil {
+		t.Fatal(err)
+	}
+	err = s.ExchangeOAuthRequests(ctx, oidc.KindRefresh, "code2", []*oidc.OAuthRequest{oauthReq(oidc.KindAccess, "acc3", "gy", "did:a", "c"), oauthReq(oidc.KindAccess, "acc1", "gy", "did:a", "c")})
+	if !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("an exchange storing a taken signature: %v, want a duplicate error", err)
+	}
+	if got, err := s.GetOAuthRequest(ctx, oidc.KindRefresh, "code2"); err != nil || !got.Active {
+		t.Fatalf("a failed exchange used its refresh token: %v", err)
+	}
+	if _, err := s.GetOAuthRequest(ctx, oidc.KindAccess, "acc3"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a failed exchange stored part of its tokens: %v", err)
+	}
+	// Without an artefact to use: the tokens only.
+	if err := s.ExchangeOAuthRequests(ctx, "", "", []*oidc.OAuthRequest{oauthReq(oidc.KindAccess, "acc4", "gz", "did:a", "c")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetOAuthRequest(ctx, oidc.KindAccess, "acc4"); err != nil {
+		t.Fatal(err)
+	}
+	// Concurrent exchanges of one code: one wins.
+	if err := s.CreateOAuthRequest(ctx, oauthReq(oidc.KindCode, "code3", "gw", "did:a", "c")); err != nil {
+		t.Fatal(err)
+	}
+	const racers = 8
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			errs[i] = s.ExchangeOAuthRequests(ctx, oidc.KindCode, "code3", []*oidc.OAuthRequest{oauthReq(oidc.KindAccess, fmt.Sprintf("race-%d", i), "gw", "did:a", "c")})
+		})
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		_, gerr := s.GetOAuthRequest(ctx, oidc.KindAccess, fmt.Sprintf("race-%d", i))
+		switch {
+		case err == nil && gerr == nil:
+			won++
+		case errors.Is(err, store.ErrNotFound) && errors.Is(gerr, store.ErrNotFound):
+		default:
+			t.Fatalf("racer %d: exchange %v, its token %v", i, err, gerr)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent exchanges of one code succeeded, want 1", won, racers)
+	}
+}
+
 // testOAuthRequestsConcurrent stores from many goroutines at once (rows
 // stored together may share a statement): every row is stored as given, and
 // a duplicate among them fails alone, with the duplicate error, without

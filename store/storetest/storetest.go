@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ActivityAndSettings", testActivitySettings},
 		{"ActivityConcurrent", testActivityConcurrent},
 		{"OAuthRequestsConcurrent", testOAuthRequestsConcurrent},
+		{"OAuthRequestsExchange", testOAuthRequestsExchange},
 		{"Clients", testClients},
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
