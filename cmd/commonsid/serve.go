@@ -11,9 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
-	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,15 +45,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	log := newLogger(cfg, c.stderr)
 	start := time.Now()
-	if os.Getenv("GOGC") == "" {
-		// The live heap of a server is small (tens of MiB) and its garbage
-		// short-lived: collecting at twice the default growth spends less
-		// CPU for a few MiB more. GOGC in the environment still decides.
-		debug.SetGCPercent(200)
-	}
-
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	tuneMemory(ctx)
 
 	tmpl, err := web.ParseTemplates(cfg.WebDir)
 	if err != nil {
@@ -133,6 +125,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	cl.db.OnTokensRevoked(provider.TokensRevoked)
 	cl.db.OnEvents(fed.EventsAppended)
+	cl.db.OnEvents(provider.EventsAppended)
 	fed.ActiveKey = provider.ActiveKey
 	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
