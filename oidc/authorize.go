@@ -238,7 +238,9 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		p.Store.DeleteChallenge(ctx, identity.HashToken(ch.IDHash))
 	}
 	if consent.LastUsedAt == nil || now.Sub(*consent.LastUsedAt) > time.Minute {
-		p.Privacy.TouchConsent(ctx, acct.DID, client.ClientID, now)
+		if err := p.Privacy.TouchConsent(ctx, acct.DID, client.ClientID, now); err == nil {
+			p.consentUsed(acct.DID, client.ClientID, now)
+		}
 	}
 	p.activity(ctx, r, acct.DID, privacy.ActivityTokenIssued, client.ClientID, map[string]any{
 		"scopes": []string(ar.GetGrantedScopes()), "id_token_claims": session.releasedIDToken,

@@ -57,3 +57,6 @@ func NewReleaseTestProvider(st Store) *Provider {
 func (p *Provider) ReleaseContext(ctx context.Context, did, clientID string) (*identity.Account, *privacy.Consent, *privacy.Settings, error) {
 	return p.releaseContext(ctx, did, clientID)
 }
+
+// ConsentUsed notes a recorded consent use in the release cache.
+func (p *Provider) ConsentUsed(did, clientID string, at time.Time) { p.consentUsed(did, clientID, at) }

@@ -66,6 +66,24 @@ func (p *Provider) releaseContext(ctx context.Context, did, clientID string) (*i
 	return acct, consent, settings, nil
 }
 
+// consentUsed notes in the cache that a consent's last use was recorded at
+// at, so that uses within the next minute do not record it again.
+func (p *Provider) consentUsed(did, clientID string, at time.Time) {
+	if !p.RevocationsAnnounced {
+		return
+	}
+	c := p.release.cache()
+	k, now := releaseKey{did, clientID}, time.Now()
+	epoch := c.since()
+	e, ok := c.get(k, now)
+	if !ok || e.consent == nil {
+		return
+	}
+	a, cs, st, _ := copyRelease(e.acct, e.consent, e.settings)
+	cs.LastUsedAt = &at
+	c.putSince(epoch, k, releaseEntry{a, cs, st, e.at}, now)
+}
+
 // copyRelease copies what the cache holds, so that no caller's change
 // reaches it.
 func copyRelease(a *identity.Account, c *privacy.Consent, s *privacy.Settings) (*identity.Account, *privacy.Consent, *privacy.Settings, error) {

@@ -77,6 +77,15 @@ func TestReleaseCache(t *testing.T) {
 		t.Fatalf("cache changed through a caller's copy: %q %v", acct2.Name, consent2.Scopes)
 	}
 
+	// A use of the consent recorded meanwhile shows in the cached copy, so
+	// that it is not recorded again at each sign-in of the second.
+	used := now.Add(time.Minute)
+	before := cs.reads.Load()
+	p.ConsentUsed(a.DID, "svc", used)
+	if _, consent, _ := read(); consent.LastUsedAt == nil || !consent.LastUsedAt.Equal(used) || cs.reads.Load() != before {
+		t.Fatalf("last use %v after it was noted (store reads %d → %d)", consent.LastUsedAt, before, cs.reads.Load())
+	}
+
 	// A revoked consent is seen at once once announced.
 	if err := db.DeleteConsent(ctx, a.DID, "svc"); err != nil {
 		t.Fatal(err)
@@ -85,7 +94,7 @@ func TestReleaseCache(t *testing.T) {
 	if _, consent, _ := read(); consent != nil {
 		t.Fatalf("consent %v after it was revoked and announced", consent)
 	}
-	before := cs.reads.Load()
+	before = cs.reads.Load()
 	p.TokensRevoked()
 	read()
 	if cs.reads.Load() != before+1 {
