@@ -1,6 +1,7 @@
 package federation_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +29,15 @@ var ctx = context.Background()
 
 // side is one cloud: its store and federation, without an HTTP server.
 type side struct {
-	fed *federation.Federation
-	db  *sqlstore.DB
+	fed  *federation.Federation
+	db   *sqlstore.DB
+	path string // the SQLite file
 }
 
 func newSide(t *testing.T, issuer string) *side {
 	t.Helper()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "cloud.db"))
+	path := filepath.Join(t.TempDir(), "cloud.db")
+	db, err := sqlstore.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +53,7 @@ func newSide(t *testing.T, issuer string) *side {
 	if _, err := km.Ensure(ctx, keys.DefaultAlg); err != nil {
 		t.Fatal(err)
 	}
-	return &side{db: db, fed: &federation.Federation{Issuer: issuer, DID: "did:web:" + strings.TrimPrefix(issuer, "https://"),
+	return &side{db: db, path: path, fed: &federation.Federation{Issuer: issuer, DID: "did:web:" + strings.TrimPrefix(issuer, "https://"),
 		Store: db, Keys: km, Accounts: identity.NewService(db, kek, issuer)}}
 }
 
@@ -307,5 +311,71 @@ func TestServices(t *testing.T) {
 	syncOnce(t, a, b, peerA)
 	if _, err := b.db.RemoteService(ctx, a.fed.Issuer, "forum"); err == nil {
 		t.Fatal("a deleted service is still known to the peer")
+	}
+}
+
+// TestStreamSeesOtherWriters: an event committed by another process (the
+// command line, on SQLite, wakes no stream) reaches a live stream within
+// about a second.
+func TestStreamSeesOtherWriters(t *testing.T) {
+	a, b := newSide(t, "https://a.example"), newSide(t, "https://b.example")
+	b.peerOf(t, a)
+	acct, err := a.fed.Accounts.Create(ctx, identity.CreateParams{Handle: "erin", Email: "erin@example.org", Name: "Erin", Password: "a fine password"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := a.db.LastEventSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	a.fed.Mount(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	tok, err := b.fed.PeerToken(ctx, a.fed.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(sctx, "GET", srv.URL+"/federation/v1/stream?after="+strconv.FormatInt(last, 10), nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ids := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+				ids <- id
+			}
+		}
+		close(ids)
+	}()
+	time.Sleep(200 * time.Millisecond) // the stream is idle, waiting
+
+	other, err := sqlstore.Open(ctx, "sqlite:"+a.path) // another writer of A's database
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.AppendEvent(ctx, "account.updated", acct.DID, time.Now().UTC(), nil); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case id := <-ids:
+		if id != strconv.FormatInt(last+1, 10) {
+			t.Fatalf("the stream sent event %s, want %d", id, last+1)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an event written by another process did not reach the live stream within 5 s")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the event took %v to reach the stream", d)
 	}
 }

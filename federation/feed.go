@@ -391,6 +391,13 @@ func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
 // one stream.
 const streamCoalesce = 5 * time.Millisecond
 
+// streamPoll is the longest time between two reads of the log by one
+// stream. Events committed in this process (and, on PostgreSQL, in any)
+// wake the streams at once; this bounds the delay of one written by
+// another process on SQLite (the command line), or whose announcement
+// was lost.
+const streamPoll = time.Second
+
 // serveStream is GET /federation/v1/stream: server-sent events, from the
 // cursor (after= or Last-Event-ID) on, then live as events commit.
 func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
@@ -414,6 +421,8 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 	closing := f.closed()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
+	poll := time.NewTicker(streamPoll)
+	defer poll.Stop()
 	var lastRead time.Time
 	for {
 		// Under a burst of writes, one read per few milliseconds carries
@@ -451,6 +460,7 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 		case <-closing:
 			return
 		case <-wake:
+		case <-poll.C:
 		case <-heartbeat.C:
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
 				return

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -277,5 +279,33 @@ func TestMigrate(t *testing.T) {
 				t.Fatalf("migrate sideways: %+v", r)
 			}
 		})
+	}
+}
+
+// TestInterleave: flags and positional arguments may come in any order, and
+// everything after "--" is positional, even what starts with '-' (a key ID
+// may).
+func TestInterleave(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		db   string
+		pos  []string
+	}{
+		{[]string{"alice", "--db", "X"}, "X", []string{"alice"}},
+		{[]string{"--db", "X", "alice"}, "X", []string{"alice"}},
+		{[]string{"--db=X", "alice", "bob"}, "X", []string{"alice", "bob"}},
+		{[]string{"--db", "X", "--", "-OVR-key"}, "X", []string{"-OVR-key"}},
+		{[]string{"--", "-k", "--db"}, "", []string{"-k", "--db"}},
+		{nil, "", nil},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		db := fs.String("db", "", "")
+		if err := fs.Parse(interleave(fs, c.args)); err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if *db != c.db || !slices.Equal(fs.Args(), c.pos) {
+			t.Errorf("%q: db %q, positional %q; want %q, %q", c.args, *db, fs.Args(), c.db, c.pos)
+		}
 	}
 }

@@ -62,7 +62,8 @@ func openForCommand(ctx context.Context, c *cli, name string, args []string, ext
 }
 
 // interleave moves positional arguments after the flags so that both
-// "show alice --db X" and "show --db X alice" work.
+// "show alice --db X" and "show --db X alice" work; everything after a "--"
+// is positional.
 func interleave(fs *flag.FlagSet, args []string) []string {
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
@@ -90,7 +91,9 @@ func interleave(fs *flag.FlagSet, args []string) []string {
 			}
 		}
 	}
-	return append(flags, pos...)
+	// Positional arguments follow a "--", so that one starting with '-'
+	// (a key ID may) is not taken for a flag.
+	return append(append(flags, "--"), pos...)
 }
 
 func userCreate(ctx context.Context, c *cli, args []string) error {
