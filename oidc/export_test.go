@@ -50,7 +50,10 @@ func (t TestSigner) Reload(ctx context.Context) error {
 // NewReleaseTestProvider is a provider with only what the release cache
 // needs: st, and announcements on.
 func NewReleaseTestProvider(st Store) *Provider {
-	return &Provider{Store: st, RevocationsAnnounced: true, fstore: &fositeStore{}}
+	p := &Provider{Store: st, RevocationsAnnounced: true, fstore: &fositeStore{}}
+	p.fstore.access.ttl, p.fstore.access.max = accessTTL, accessCacheMax
+	p.release.ttl, p.release.max = releaseTTL, releaseCacheMax
+	return p
 }
 
 // ReleaseContext reads through the provider's release cache.

@@ -97,3 +97,49 @@ func (c *genCache[K, V]) len() int {
 	defer c.mu.Unlock()
 	return len(c.cur) + len(c.prev)
 }
+
+// ttlCache keeps each value for at most ttl after it was read from the
+// store, in a genCache of that period holding up to max entries per
+// generation. The zero value needs ttl and max set before use.
+type ttlCache[K comparable, V any] struct {
+	ttl  time.Duration
+	max  int
+	once sync.Once
+	c    *genCache[K, ttlEntry[V]]
+}
+
+type ttlEntry[V any] struct {
+	v  V
+	at time.Time // when it was read
+}
+
+func (t *ttlCache[K, V]) gen() *genCache[K, ttlEntry[V]] {
+	t.once.Do(func() { t.c = newGenCache[K, ttlEntry[V]](t.ttl, t.max) })
+	return t.c
+}
+
+// get returns the value of k and when it was read, if that was at most
+// ttl before now.
+func (t *ttlCache[K, V]) get(k K, now time.Time) (V, time.Time, bool) {
+	e, ok := t.gen().get(k, now)
+	if !ok || now.Sub(e.at) > t.ttl {
+		var zero V
+		return zero, time.Time{}, false
+	}
+	return e.v, e.at, true
+}
+
+// put keeps v, read at at.
+func (t *ttlCache[K, V]) put(k K, v V, at, now time.Time) {
+	t.gen().put(k, ttlEntry[V]{v, at}, now)
+}
+
+// since and putSince keep out a value read before a flush that happened
+// while it was being read (see genCache.since).
+func (t *ttlCache[K, V]) since() uint64 { return t.gen().since() }
+
+func (t *ttlCache[K, V]) putSince(epoch uint64, k K, v V, at, now time.Time) {
+	t.gen().putSince(epoch, k, ttlEntry[V]{v, at}, now)
+}
+
+func (t *ttlCache[K, V]) flush() { t.gen().flush() }

@@ -160,6 +160,8 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		HTTPClient: nil,
 	}
 	fs := &fositeStore{st: p.Store, now: p.Now, refreshClaims: p.refreshIDClaims, cacheIssued: p.RevocationsAnnounced}
+	fs.access.ttl, fs.access.max = accessTTL, accessCacheMax
+	p.release.ttl, p.release.max = releaseTTL, releaseCacheMax
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               &oauth2.DefaultJWTStrategy{Signer: p.signer, HMACSHAStrategy: hmacStrategy, Config: fc},

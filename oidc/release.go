@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/onecommons/commonsid/identity"
@@ -19,10 +18,7 @@ import (
 // each committed change of an account, consent or settings, from any
 // process); it is emptied on every such announcement and on every token
 // revocation, and the second bounds what a missed one could leave.
-type releaseCache struct {
-	once sync.Once
-	c    *genCache[releaseKey, releaseEntry]
-}
+type releaseCache = ttlCache[releaseKey, releaseEntry]
 
 type releaseKey struct{ did, clientID string }
 
@@ -30,20 +26,12 @@ type releaseEntry struct {
 	acct     *identity.Account
 	consent  *privacy.Consent
 	settings *privacy.Settings
-	at       time.Time
 }
 
 const (
 	releaseTTL      = time.Second
 	releaseCacheMax = 4096 // per generation of releaseTTL
 )
-
-func (c *releaseCache) cache() *genCache[releaseKey, releaseEntry] {
-	c.once.Do(func() { c.c = newGenCache[releaseKey, releaseEntry](releaseTTL, releaseCacheMax) })
-	return c.c
-}
-
-func (c *releaseCache) flush() { c.cache().flush() }
 
 // releaseContext is Store.ReleaseContext, through the cache when it is on.
 // Callers get their own copies.
@@ -52,8 +40,8 @@ func (p *Provider) releaseContext(ctx context.Context, did, clientID string) (*i
 		return p.Store.ReleaseContext(ctx, did, clientID)
 	}
 	k, now := releaseKey{did, clientID}, time.Now()
-	c := p.release.cache()
-	if e, ok := c.get(k, now); ok && now.Sub(e.at) <= releaseTTL {
+	c := &p.release
+	if e, _, ok := c.get(k, now); ok {
 		return copyRelease(e.acct, e.consent, e.settings)
 	}
 	epoch := c.since()
@@ -62,7 +50,7 @@ func (p *Provider) releaseContext(ctx context.Context, did, clientID string) (*i
 		return acct, consent, settings, err
 	}
 	a, cs, st, _ := copyRelease(acct, consent, settings)
-	c.putSince(epoch, k, releaseEntry{a, cs, st, now}, now)
+	c.putSince(epoch, k, releaseEntry{a, cs, st}, now, now)
 	return acct, consent, settings, nil
 }
 
@@ -72,16 +60,16 @@ func (p *Provider) consentUsed(did, clientID string, at time.Time) {
 	if !p.RevocationsAnnounced {
 		return
 	}
-	c := p.release.cache()
+	c := &p.release
 	k, now := releaseKey{did, clientID}, time.Now()
 	epoch := c.since()
-	e, ok := c.get(k, now)
+	e, readAt, ok := c.get(k, now)
 	if !ok || e.consent == nil {
 		return
 	}
 	a, cs, st, _ := copyRelease(e.acct, e.consent, e.settings)
 	cs.LastUsedAt = &at
-	c.putSince(epoch, k, releaseEntry{a, cs, st, e.at}, now)
+	c.putSince(epoch, k, releaseEntry{a, cs, st}, readAt, now)
 }
 
 // copyRelease copies what the cache holds, so that no caller's change

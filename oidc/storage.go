@@ -43,39 +43,12 @@ type fositeStore struct {
 // once whenever access tokens may have been revoked (in this process, or
 // announced by another through the store); the second bounds what a missed
 // announcement could leave.
-type accessCache struct {
-	once sync.Once
-	c    *genCache[string, cachedGrant]
-}
-
-type cachedGrant struct {
-	req *fosite.Request
-	at  time.Time
-}
+type accessCache = ttlCache[string, *fosite.Request]
 
 const (
 	accessTTL      = time.Second
 	accessCacheMax = 4096 // per generation of accessTTL
 )
-
-func (c *accessCache) cache() *genCache[string, cachedGrant] {
-	c.once.Do(func() { c.c = newGenCache[string, cachedGrant](accessTTL, accessCacheMax) })
-	return c.c
-}
-
-func (c *accessCache) get(sig string, now time.Time) (*fosite.Request, bool) {
-	e, ok := c.cache().get(sig, now)
-	if !ok || now.Sub(e.at) > accessTTL {
-		return nil, false
-	}
-	return e.req, true
-}
-
-func (c *accessCache) put(sig string, r *fosite.Request, now time.Time) {
-	c.cache().put(sig, cachedGrant{r, now}, now)
-}
-
-func (c *accessCache) flush() { c.cache().flush() }
 
 // clientCache keeps clients for a few seconds: every token, introspection
 // and authorization request looks its client up. Changes made through this
@@ -218,12 +191,13 @@ func (s *fositeStore) cacheIssuedGrant(sig string, r fosite.Requester, sr stored
 		return // a client's own token: cached once read, if ever
 	}
 	form, _ := url.ParseQuery(sr.Form)
+	now := time.Now()
 	s.access.put(sig, &fosite.Request{
 		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: r.GetClient(),
 		RequestedScope: slices.Clone(sr.Scopes), GrantedScope: slices.Clone(sr.GrantedScopes),
 		RequestedAudience: slices.Clone(sr.Audience), GrantedAudience: slices.Clone(sr.GrantedAudience),
 		Form: form, Session: sess.copy(),
-	}, time.Now())
+	}, now, now)
 }
 
 // codeRows remembers, for one token request, the authorization code's row:
@@ -367,7 +341,7 @@ func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, 
 
 func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
 	now := time.Now()
-	if r, ok := s.access.get(sig, now); ok {
+	if r, _, ok := s.access.get(sig, now); ok {
 		// A copy: the caller's session gets the grant's, and nothing the
 		// caller changes reaches the cache.
 		cp := *r
@@ -382,7 +356,7 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, ses
 		}
 		return &cp, nil
 	}
-	epoch := s.access.cache().since()
+	epoch := s.access.since()
 	req, err := s.get(ctx, KindAccess, sig, session, fosite.ErrInactiveToken)
 	if err == nil {
 		if fr, ok := req.(*fosite.Request); ok {
@@ -390,7 +364,7 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, ses
 				cp := *fr
 				cp.Session = sess.copy()
 				// Not if a revocation was announced during the read.
-				s.access.cache().putSince(epoch, sig, cachedGrant{&cp, now}, now)
+				s.access.putSince(epoch, sig, &cp, now, now)
 			}
 		}
 	}
