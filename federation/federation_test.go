@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
-	"github.com/onecommons/commonsid/keys"
+	"github.com/onecommons/commonsid/internal/testdb"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store/sqlstore"
@@ -36,23 +35,8 @@ type side struct {
 
 func newSide(t *testing.T, issuer string) *side {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "cloud.db")
-	db, err := sqlstore.Open(ctx, "sqlite:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	kek, err := keys.NewKEK(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km := &keys.Manager{Store: db, KEK: kek}
-	if _, err := km.Ensure(ctx, keys.DefaultAlg); err != nil {
-		t.Fatal(err)
-	}
+	db, path := testdb.SQLite(t)
+	km, kek := testdb.Keys(t, db)
 	return &side{db: db, path: path, fed: &federation.Federation{Issuer: issuer, DID: "did:web:" + strings.TrimPrefix(issuer, "https://"),
 		Store: db, Keys: km, Accounts: identity.NewService(db, kek, issuer)}}
 }

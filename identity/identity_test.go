@@ -3,13 +3,12 @@ package identity_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/testdb"
 	"github.com/onecommons/commonsid/keys"
-	"github.com/onecommons/commonsid/store/sqlstore"
 )
 
 func TestNormalizeHandle(t *testing.T) {
@@ -63,15 +62,7 @@ func TestPasswordHash(t *testing.T) {
 
 func newService(t testing.TB) *identity.Service {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "id.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := testdb.SQLite(t)
 	kek, _ := keys.NewKEK(make([]byte, 32))
 	return identity.NewService(db, kek, "https://cloud.example")
 }

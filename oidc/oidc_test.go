@@ -6,12 +6,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/onecommons/commonsid/internal/testdb"
 	"github.com/onecommons/commonsid/oidc"
-	"github.com/onecommons/commonsid/store/sqlstore"
 )
 
 func TestPairwiseSubject(t *testing.T) {
@@ -36,15 +35,7 @@ func TestPairwiseSubject(t *testing.T) {
 
 func registrar(t *testing.T, client *http.Client) *oidc.Registrar {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := testdb.SQLite(t)
 	return &oidc.Registrar{Store: db, Issuer: "https://id.example", HTTPClient: client, Now: time.Now}
 }
 

@@ -2,12 +2,12 @@ package oidc_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/testdb"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store/sqlstore"
@@ -36,14 +36,7 @@ func (c *countingStore) ReleaseContext(ctx context.Context, did, clientID string
 // read that an announcement overtook is not kept.
 func TestReleaseCache(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "r.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := testdb.SQLite(t)
 	now := time.Now().UTC().Truncate(time.Second)
 	a := &identity.Account{DID: "did:key:z6Mkrelease", Handle: "rel", Email: "rel@example.org", Name: "Rel", Status: identity.StatusActive,
 		HomeIssuer: "https://id.example", DIDKeySealed: []byte{1}, PairwiseSecretSealed: []byte{2}, CreatedAt: now, UpdatedAt: now}

@@ -4,37 +4,21 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/onecommons/commonsid/internal/testdb"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
-	"github.com/onecommons/commonsid/store/sqlstore"
 )
 
 func testSigner(t *testing.T) (oidc.TestSigner, *keys.Manager) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "db.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	kek, err := keys.NewKEK(make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km := &keys.Manager{Store: db, KEK: kek}
-	if _, err := km.Ensure(ctx, keys.DefaultAlg); err != nil {
-		t.Fatal(err)
-	}
+	db, _ := testdb.SQLite(t)
+	km, _ := testdb.Keys(t, db)
 	return oidc.NewTestSigner(km, "https://id.example"), km
 }
 
