@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/keys"
 )
 
@@ -56,6 +58,10 @@ func (s *Server) Handler() (http.Handler, error) {
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.logRequests, m.middleware, middleware.Recoverer)
+	if strings.HasPrefix(s.Issuer, "https://") {
+		r.Use(hsts)
+	}
+	r.Use(httpx.Bound(limitFor))
 	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

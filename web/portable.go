@@ -13,8 +13,17 @@ import (
 	"github.com/onecommons/commonsid/portable"
 )
 
-// maxImportBytes bounds an uploaded export file (plus the form around it).
-const maxImportBytes = portable.DefaultMaxSize + 1<<20
+// MaxImportBytes bounds the body of /signup/import: the largest export
+// file plus 1 MiB for the form around it.
+const MaxImportBytes = portable.DefaultMaxSize + 1<<20
+
+// maxImportField bounds each text field of the import form, and
+// maxImportParts the number of parts, so that nothing but the file itself
+// takes memory.
+const (
+	maxImportField = 4 << 10
+	maxImportParts = 8
+)
 
 func (h *Handler) mountPortable(r chi.Router) {
 	if h.Portable == nil {
@@ -62,24 +71,23 @@ func upperFirst(s string) string {
 // postImport is "Bring my identity" on the sign-up page: the export file,
 // its passphrase and, when the handle is taken here, a new one.
 func (h *Handler) postImport(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxImportBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, MaxImportBytes)
+	in, readErr := readImportForm(r)
 	fail := func(status int, msg string) error {
-		h.Render(w, r, status, "signup", map[string]any{"Form": signupForm{}, "ImportError": msg, "ImportHandle": r.FormValue("new_handle")})
+		h.Render(w, r, status, "signup", map[string]any{"Form": signupForm{}, "ImportError": msg, "ImportHandle": in.handle})
 		return nil
 	}
-	if err := r.ParseMultipartForm(1 << 20); err != nil {
-		return fail(http.StatusRequestEntityTooLarge, "The file could not be read (larger than 50 MiB?).")
-	}
-	f, _, err := r.FormFile("file")
-	if err != nil {
-		return fail(http.StatusBadRequest, "Choose your export file.")
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, portable.DefaultMaxSize+1))
-	if err != nil {
+	if readErr != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(readErr, &tooLarge) || errors.Is(readErr, errImportTooLarge) {
+			return fail(http.StatusRequestEntityTooLarge, "The file could not be read (larger than 50 MiB?).")
+		}
 		return fail(http.StatusBadRequest, "The file could not be read.")
 	}
-	im, err := h.Portable.Import(r.Context(), data, r.FormValue("passphrase"), portable.ImportOptions{Handle: r.FormValue("new_handle")})
+	if in.file == nil {
+		return fail(http.StatusBadRequest, "Choose your export file.")
+	}
+	im, err := h.Portable.Import(r.Context(), in.file, in.passphrase, portable.ImportOptions{Handle: in.handle})
 	if err != nil {
 		if msg := portable.Explain(err); msg != "" {
 			status := http.StatusBadRequest
@@ -100,4 +108,69 @@ func (h *Handler) postImport(w http.ResponseWriter, r *http.Request) error {
 	h.Render(w, r, http.StatusOK, "imported", map[string]any{"Account": im.Account, "From": im.From, "Move": im.MoveStatement,
 		"Kept": len(im.ConsentsKept), "Dropped": len(im.ConsentsDropped)})
 	return nil
+}
+
+// importForm is what the import form carries.
+type importForm struct {
+	file       []byte // nil when no file part came
+	passphrase string
+	handle     string
+}
+
+var errImportTooLarge = errors.New("import form too large")
+
+// readImportForm streams the multipart import form part by part, never
+// through Request.ParseMultipartForm: that one writes file parts beyond
+// its memory budget to temporary files, which are not removed when the
+// request is a copy (every middleware's WithContext makes one) and which
+// would only be read back into memory here anyway. The file is read up to
+// portable.DefaultMaxSize, each text field up to maxImportField; unknown
+// parts are skipped, and more than maxImportParts parts are refused.
+func readImportForm(r *http.Request) (importForm, error) {
+	var in importForm
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return in, err
+	}
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return in, nil
+		}
+		if err != nil {
+			return in, err
+		}
+		if n == maxImportParts {
+			part.Close()
+			return in, errImportTooLarge
+		}
+		switch part.FormName() {
+		case "file":
+			if part.FileName() == "" { // a file input left empty
+				break
+			}
+			data, err := io.ReadAll(io.LimitReader(part, portable.DefaultMaxSize+1))
+			if err != nil {
+				return in, err
+			}
+			if len(data) > portable.DefaultMaxSize {
+				return in, errImportTooLarge
+			}
+			in.file = data
+		case "passphrase", "new_handle":
+			v, err := io.ReadAll(io.LimitReader(part, maxImportField+1))
+			if err != nil {
+				return in, err
+			}
+			if len(v) > maxImportField {
+				return in, errImportTooLarge
+			}
+			if part.FormName() == "passphrase" {
+				in.passphrase = string(v)
+			} else {
+				in.handle = string(v)
+			}
+		}
+		part.Close()
+	}
 }

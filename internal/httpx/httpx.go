@@ -1,5 +1,6 @@
 // Package httpx holds the small HTTP helpers that the page-serving packages
-// (web, oidc) share: the security headers of every page and the client's IP.
+// (web, oidc) share: the security headers of every page, the client's IP,
+// and the bounds every request is held to before a handler reads it.
 package httpx
 
 import (
