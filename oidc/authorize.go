@@ -29,6 +29,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
+	if err := checkBounds(ar.GetRequestForm()); err != nil {
+		p.authorizeError(w, r, ar, err)
+		return
+	}
 	p.proceed(w, r, ar, nil)
 }
 
@@ -73,14 +77,15 @@ func (p *Provider) loadChallenge(ctx context.Context, id string) (*Challenge, er
 	return ch, nil
 }
 
-// newChallenge stores the authorization request and returns its id.
+// newChallenge stores the authorization request (only the parameters that
+// resume it: keptForm) and returns its id.
 func (p *Provider) newChallenge(ctx context.Context, ar fosite.AuthorizeRequester, notBefore time.Time) (*Challenge, error) {
 	id, err := identity.NewToken()
 	if err != nil {
 		return nil, err
 	}
 	now := p.now()
-	ch := &Challenge{IDHash: identity.HashToken(id), ClientID: ar.GetClient().GetID(), Form: ar.GetRequestForm().Encode(),
+	ch := &Challenge{IDHash: identity.HashToken(id), ClientID: ar.GetClient().GetID(), Form: keptForm(ar.GetRequestForm()).Encode(),
 		NotBefore: notBefore, CreatedAt: now, ExpiresAt: now.Add(ChallengeLifetime)}
 	if err := p.Store.CreateChallenge(ctx, ch); err != nil {
 		return nil, err
@@ -90,11 +95,12 @@ func (p *Provider) newChallenge(ctx context.Context, ar fosite.AuthorizeRequeste
 }
 
 func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
-	if ar != nil && ar.IsRedirectURIValid() && ar.GetClient() != nil {
+	if ar != nil && ar.IsRedirectURIValid() && ar.GetClient() != nil && !stateTooLong(ar) {
 		p.oauth.WriteAuthorizeError(r.Context(), w, ar, err)
 		return
 	}
-	// Unknown client or unregistered redirect URI: never redirect.
+	// Unknown client or unregistered redirect URI: never redirect. Nor
+	// with an oversized state, which the redirect would have to carry.
 	rfc := fosite.ErrorToRFC6749Error(err)
 	msg := rfc.GetDescription()
 	p.errorPage(w, r, http.StatusBadRequest, "This sign-in request cannot be completed", msg)
@@ -163,8 +169,8 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 			return
 		}
 		if ch == nil {
-			if ch, err = p.newChallenge(ctx, ar, notBefore); err != nil {
-				p.serverError(w, r, err)
+			var ok bool
+			if ch, ok = p.storeChallenge(w, r, ar, notBefore, sess == nil); !ok {
 				return
 			}
 		}
@@ -205,8 +211,8 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 			return
 		}
 		if ch == nil {
-			if ch, err = p.newChallenge(ctx, ar, time.Time{}); err != nil {
-				p.serverError(w, r, err)
+			var ok bool
+			if ch, ok = p.storeChallenge(w, r, ar, time.Time{}, false); !ok {
 				return
 			}
 		}
@@ -249,7 +255,10 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 }
 
 // checkPKCE refuses, before any page is shown, what fosite would refuse only
-// when issuing the code: a public client without PKCE, or any method but S256.
+// when issuing the code: a public client without PKCE, or any method but S256;
+// and what fosite does not check: an S256 challenge is the base64url (without
+// padding) of a SHA-256 hash, exactly 43 characters of [A-Za-z0-9_-] (RFC
+// 7636 §4.2), so anything else could never match a verifier.
 func checkPKCE(ar fosite.AuthorizeRequester, c *Client) error {
 	f := ar.GetRequestForm()
 	challenge, method := f.Get("code_challenge"), f.Get("code_challenge_method")
@@ -260,8 +269,24 @@ func checkPKCE(ar fosite.AuthorizeRequester, c *Client) error {
 		return fosite.ErrInvalidRequest.WithHint("code_challenge_method given without code_challenge.")
 	case challenge != "" && method != "S256":
 		return fosite.ErrInvalidRequest.WithHint("Only the S256 code_challenge_method is supported.")
+	case challenge != "" && !isS256Challenge(challenge):
+		return fosite.ErrInvalidRequest.WithHint("The S256 code_challenge must be 43 characters of the base64url alphabet.")
 	}
 	return nil
+}
+
+// isS256Challenge reports whether s has the form of an S256 code challenge.
+func isS256Challenge(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // authorizeSession builds the session stored with the code: subject, ID
@@ -305,6 +330,9 @@ func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) erro
 		return nil
 	}
 	acct, consent, settings, err := p.releaseContext(ctx, s.AccountDID, s.ClientID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return storeErr(err) // unavailable, not a closed account (unavailable.go)
+	}
 	if err != nil || acct.Status != identity.StatusActive {
 		return fosite.ErrInvalidGrant.WithHint("The account behind this grant can no longer sign in.")
 	}
