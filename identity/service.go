@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -33,6 +34,9 @@ type Service struct {
 	Issuer string // this cloud's issuer; new accounts are homed here
 	Argon2 Argon2Params
 	Now    func() time.Time
+	// Log receives warnings about stored password hashes; nil uses
+	// slog.Default.
+	Log *slog.Logger
 
 	// hashing bounds concurrent argon2id computations (each takes
 	// Argon2.Memory KiB), so a burst of sign-ups or logins cannot exhaust
@@ -280,18 +284,26 @@ func (s *Service) Delete(ctx context.Context, didID string) error {
 
 // Authenticate checks a handle and password. It returns ErrBadCredentials
 // for an unknown handle, a wrong password or an account that cannot log in,
-// spending the same hashing work in each case.
+// spending the same hashing work in each case. When the store cannot answer
+// it returns an error wrapping ErrUnavailable instead: that is no verdict on
+// the password, and callers must not count it as a failed attempt.
+//
+// A stored hash outside the accepted bounds (an imported one) is refused
+// without hashing, as a wrong password. A hash made with other parameters
+// than the service's is replaced after a successful check.
 func (s *Service) Authenticate(ctx context.Context, handle, password string) (*Account, error) {
-	release, err := s.hashSlot(ctx)
-	if err != nil {
-		return nil, err
+	// The account is read before a hashing slot is taken: a slow store must
+	// not hold a slot that a sign-in with a ready answer could use.
+	a, err := s.Lookup(ctx, handle)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	release, serr := s.hashSlot(ctx)
+	if serr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, serr)
 	}
 	defer release()
-	a, err := s.Lookup(ctx, handle)
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
 		CheckPassword(password, dummyHash)
 		return nil, ErrBadCredentials
 	}
@@ -300,14 +312,84 @@ func (s *Service) Authenticate(ctx context.Context, handle, password string) (*A
 		hash = dummyHash
 	}
 	ok, err := CheckPassword(password, hash)
+	if errors.Is(err, ErrHashOutOfBounds) || errors.Is(err, ErrMalformedHash) {
+		s.log().WarnContext(ctx, "sign-in refused: the stored password hash is not one this cloud checks", "reason", err)
+		return nil, ErrBadCredentials
+	}
 	if err != nil || !ok || a.PasswordHash == "" || a.Status != StatusActive {
 		return nil, ErrBadCredentials
+	}
+	if NeedsRehash(a.PasswordHash, s.Argon2) {
+		s.rehash(ctx, a, password)
 	}
 	return a, nil
 }
 
+// rehash stores a new hash of password with the service's parameters, in
+// place of the one that just verified (unless it changed meanwhile). A
+// failure leaves the old hash, which still verifies.
+func (s *Service) rehash(ctx context.Context, a *Account, password string) {
+	fresh, err := HashPassword(password, s.Argon2)
+	if err != nil {
+		s.log().WarnContext(ctx, "password rehash", "err", err)
+		return
+	}
+	old := a.PasswordHash
+	err = s.Store.UpdateAccount(ctx, a.DID, func(x *Account) error {
+		if x.PasswordHash != old {
+			return errRehashRaced
+		}
+		x.PasswordHash = fresh
+		return nil
+	})
+	switch {
+	case err == nil:
+		a.PasswordHash = fresh
+	case errors.Is(err, errRehashRaced):
+	default:
+		s.log().WarnContext(ctx, "password rehash not stored; the old hash stays", "err", RootCause(err))
+	}
+}
+
+var errRehashRaced = errors.New("password changed meanwhile")
+
+// RootCause returns the innermost error of a chain of wrappers. Store errors
+// name the account they were about ("account did:key:…: database is
+// locked"); logs that must not carry personal data record the cause alone.
+func RootCause(err error) error {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			if u.Unwrap() == nil {
+				return err
+			}
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			// "%w: %w" wraps a kind and its cause: follow the cause.
+			errs := u.Unwrap()
+			if len(errs) == 0 {
+				return err
+			}
+			err = errs[len(errs)-1]
+		default:
+			return err
+		}
+	}
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
 // ErrBadCredentials is the one answer to every failed password login.
 var ErrBadCredentials = errors.New("wrong username or password")
+
+// ErrUnavailable wraps a failure to read or write accounts: the store (or
+// the request) gave out before a verdict on the credentials was reached.
+var ErrUnavailable = errors.New("account storage unavailable")
 
 // UpdateProfile changes the name and email (nil leaves a field as it is).
 // A changed email is no longer verified.

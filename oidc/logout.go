@@ -5,9 +5,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/privacy"
 )
 
@@ -80,8 +83,21 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		_ = sess
 		p.activity(ctx, r, acct.DID, privacy.ActivityLogout, clientID, map[string]any{"hinted_sub": hintSub != ""})
 	}
-	p.Sessions.End(ctx, token)
-	http.SetCookie(w, &http.Cookie{Name: p.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	endErr := p.Sessions.End(ctx, token)
+	// The browser forgets the cookie either way (a __Host- cookie is only
+	// replaced by a Secure one); the session itself may still be live.
+	http.SetCookie(w, &http.Cookie{Name: p.SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: strings.HasPrefix(p.SessionCookie, "__Host-"), SameSite: http.SameSiteLaxMode})
+	if endErr != nil {
+		// The session row is still there: saying "signed out" would be
+		// untrue on a shared computer. Tell the person to try again.
+		p.Log.ErrorContext(ctx, "logout: storage unavailable, answered 503",
+			"request_id", middleware.GetReqID(ctx), "err", identity.RootCause(endErr))
+		w.Header().Set("Retry-After", "5")
+		p.errorPage(w, r, http.StatusServiceUnavailable, "Sign-out did not complete",
+			"The server could not end your session, so you may still be signed in. Please try again in a moment.")
+		return
+	}
 	if target != nil {
 		http.Redirect(w, r, target.String(), http.StatusSeeOther)
 		return

@@ -1,6 +1,10 @@
 package portable
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/onecommons/commonsid/identity"
+)
 
 // explanations are the sentences people read for each refusal.
 var explanations = []struct {
@@ -21,6 +25,8 @@ var explanations = []struct {
 	{ErrAlreadyPresent, "this account is already on this cloud"},
 	{ErrOlderExport, "the file is older than the account on this cloud: a replayed export would undo later changes"},
 	{ErrHandleTaken, "the handle is taken on this cloud: choose another"},
+	{identity.ErrHashOutOfBounds, "the password hash in this export uses argon2id parameters outside what this cloud accepts (" + identity.Argon2Bounds + ")"},
+	{identity.ErrMalformedHash, "the password hash in this export is not an argon2id hash this cloud can read"},
 }
 
 // Explain returns the sentence for an export or import refusal, or "" for

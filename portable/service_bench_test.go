@@ -48,7 +48,7 @@ func cloud(b *testing.B, db *sqlstore.DB, issuer string) *portable.Service {
 		b.Fatal(err)
 	}
 	acc := identity.NewService(db, kek, issuer)
-	acc.Argon2 = identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	acc.Argon2 = identity.Argon2Params{Memory: identity.Argon2MinMemory, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 	return &portable.Service{Store: db, Accounts: acc, Keys: km, Services: noServices{}, Resolver: &did.Resolver{},
 		Issuer: issuer, Now: time.Now}
 }

@@ -29,7 +29,8 @@ func (h *Handler) accountDIDDocument(w http.ResponseWriter, r *http.Request) {
 	var res did.Resolver
 	doc, err := res.Resolve(r.Context(), a.DID)
 	if err != nil {
-		h.Log.ErrorContext(r.Context(), "resolve account DID", "err", err)
+		// The resolver's error names the DID: log its cause only.
+		h.Log.ErrorContext(r.Context(), "resolve account DID", "err", identity.RootCause(err))
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

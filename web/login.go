@@ -6,8 +6,11 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/go-chi/chi/v5/middleware"
+
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
+	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/privacy"
 )
 
@@ -79,10 +82,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
-		return err
+		// No verdict on the password: not an attempt against the account.
+		limits.NotCounted(r)
+		return h.unavailable(w, r, "sign-in", err)
 	}
 	if err := h.startSession(w, r, a, amrPassword, map[string]any{"method": "password"}); err != nil {
-		return err
+		limits.NotCounted(r)
+		return h.unavailable(w, r, "sign-in", err)
 	}
 	if returnTo == "" {
 		returnTo = "/"
@@ -103,7 +109,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: SessionCookie, Value: tok, Path: "/", Expires: sess.ExpiresAt,
+		Name: h.sessionCookie(), Value: tok, Path: "/", Expires: sess.ExpiresAt,
 		HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode,
 	})
 	if h.Privacy != nil {
@@ -117,3 +123,44 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 }
 
 func clientIP(r *http.Request) string { return httpx.ClientIP(r) }
+
+// SessionCookieName is the name of the sign-on cookie: under https it
+// carries the __Host- prefix, so that browsers accept it only when Secure,
+// from this host, for Path=/ and without Domain; no sibling host or plain
+// http answer can set or shadow it. Over http (development, tests) the
+// prefix would make browsers drop it, so the plain name is used.
+func SessionCookieName(secure bool) string {
+	if secure {
+		return "__Host-" + SessionCookie
+	}
+	return SessionCookie
+}
+
+func (h *Handler) sessionCookie() string { return SessionCookieName(h.SecureCookies) }
+
+// RetryAfterSeconds is the Retry-After of an answer given while storage is
+// unavailable.
+const RetryAfterSeconds = "5"
+
+// unavailable answers a request the store could not serve: 503 with
+// Retry-After and a page that says to try again. The log line carries the
+// request id and the innermost cause only: the wrappers of store errors
+// name the handle or DID they were about.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, what string, err error) error {
+	h.Log.ErrorContext(r.Context(), what+": storage unavailable, answered 503",
+		"request_id", middleware.GetReqID(r.Context()), "err", identity.RootCause(err))
+	w.Header().Set("Retry-After", RetryAfterSeconds)
+	h.Render(w, r, http.StatusServiceUnavailable, "error", map[string]any{"Title": "Temporarily unavailable",
+		"Message": "Signing in is temporarily unavailable: the server could not reach its storage. Nothing was changed; please try again in a moment."})
+	return nil
+}
+
+// errUnavailable logs a store failure behind an account API or form and
+// returns the 503 answer for it (api and formError render it, with
+// Retry-After).
+func (h *Handler) errUnavailable(r *http.Request, what string, err error) error {
+	h.Log.ErrorContext(r.Context(), what+": storage unavailable, answered 503",
+		"request_id", middleware.GetReqID(r.Context()), "err", identity.RootCause(err))
+	return &apiError{http.StatusServiceUnavailable, "temporarily_unavailable",
+		"The server could not reach its storage. Nothing was changed; please try again in a moment."}
+}

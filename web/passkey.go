@@ -251,7 +251,10 @@ func (h *Handler) apiPasskeyLoginFinish(w http.ResponseWriter, r *http.Request) 
 	returnTo := localPath(r.URL.Query().Get("return_to"))
 	st, err := h.takeCeremony(w, r, identity.CeremonyLogin, loginPath)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, errNoCeremony) {
+			return nil, err
+		}
+		return nil, h.errUnavailable(r, "passkey sign-in", err)
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBody(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	if err != nil {
@@ -289,7 +292,7 @@ func (h *Handler) apiPasskeyLoginFinish(w http.ResponseWriter, r *http.Request) 
 	}
 	_, cred, err := h.WebAuthn.ValidatePasskeyLogin(lookup, st.Session, parsed)
 	if storeEr != nil {
-		return nil, storeEr
+		return nil, h.errUnavailable(r, "passkey sign-in", storeEr)
 	}
 	if err != nil {
 		h.Log.InfoContext(ctx, "passkey sign-in refused", "reason", reason(err))
@@ -306,7 +309,7 @@ func (h *Handler) apiPasskeyLoginFinish(w http.ResponseWriter, r *http.Request) 
 		return nil, errPasskeyRefused
 	}
 	if err != nil {
-		return nil, err
+		return nil, h.errUnavailable(r, "passkey sign-in", err)
 	}
 	name := ""
 	for _, k := range user.keys {
@@ -315,7 +318,7 @@ func (h *Handler) apiPasskeyLoginFinish(w http.ResponseWriter, r *http.Request) 
 		}
 	}
 	if err := h.startSession(w, r, user.acct, amrPasskey, map[string]any{"method": "passkey", "passkey": name}); err != nil {
-		return nil, err
+		return nil, h.errUnavailable(r, "passkey sign-in", err)
 	}
 	if returnTo == "" {
 		returnTo = "/account"

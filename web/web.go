@@ -174,7 +174,9 @@ func (h *Handler) wrap(fn func(http.ResponseWriter, *http.Request) error) http.H
 		case errors.As(err, &ve):
 			he = &httpError{http.StatusBadRequest, "Bad request", ve.Error()}
 		default:
-			h.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
+			// Store errors name the handle or DID they were about:
+			// the cause alone keeps personal data out of the log.
+			h.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", identity.RootCause(err))
 			he = &httpError{http.StatusInternalServerError, "Something went wrong", "The server could not complete the request. It has been logged; please try again."}
 		}
 		h.Render(w, r, he.status, "error", map[string]any{"Title": he.title, "Message": he.msg})

@@ -34,7 +34,7 @@ const kekCheckKey = "kek_check"
 // key belongs to it. On any error nothing is left changed.
 func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool) (*cloud, error) {
 	if cfg.needsDataDir() {
-		if err := prepareDataDir(cfg.DataDir); err != nil {
+		if err := prepareDataDir(cfg.DataDir, log); err != nil {
 			return nil, err
 		}
 	}
@@ -93,17 +93,31 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 		}
 	}
 	km := &keys.Manager{Store: db, KEK: kek}
+	accounts := identity.NewService(db, kek, cfg.Issuer)
+	accounts.Log = log
 	return &cloud{
 		cfg: cfg, log: log, db: db, kek: kek, keys: km,
-		accounts: identity.NewService(db, kek, cfg.Issuer),
+		accounts: accounts,
 	}, nil
 }
 
 // prepareDataDir creates the data folder (mode 0700) and checks that it can
-// be written.
-func prepareDataDir(dir string) error {
+// be written. The folder holds the key-encryption key and, on SQLite, every
+// password hash and sealed secret: an existing folder or key file that group
+// or others may use loses those permission bits (0755 becomes 0700, 0644
+// becomes 0600), with an info line saying so.
+func prepareDataDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data folder %s cannot be created: %w", dir, cause(err))
+	}
+	if err := tighten(dir, log, "data folder"); err != nil {
+		return err
+	}
+	kekPath := filepath.Join(dir, keys.KEKFile)
+	if _, err := os.Stat(kekPath); err == nil {
+		if err := tighten(kekPath, log, "key-encryption key file"); err != nil {
+			return err
+		}
 	}
 	f, err := os.CreateTemp(dir, ".write-check-*")
 	if err != nil {
@@ -112,6 +126,28 @@ func prepareDataDir(dir string) error {
 	name := f.Name()
 	f.Close()
 	os.Remove(name)
+	return nil
+}
+
+// tighten removes the group and other permission bits of path (a folder or
+// file of ours). When that is not allowed (a folder owned by another user)
+// it warns and leaves the mode: the key file's own check still refuses a key
+// that others can read.
+func tighten(path string, log *slog.Logger, what string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", what, path, cause(err))
+	}
+	was := fi.Mode().Perm()
+	if was&0o077 == 0 {
+		return nil
+	}
+	now := was &^ 0o077
+	if err := os.Chmod(path, now); err != nil {
+		log.Warn(what+" is open to other users and could not be tightened", "path", path, "mode", was.String(), "err", cause(err))
+		return nil
+	}
+	log.Info(what+" permissions tightened", "path", path, "was", was.String(), "now", now.String())
 	return nil
 }
 

@@ -5,10 +5,12 @@
 package limits
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/httprate"
@@ -70,13 +72,47 @@ func (l *Limits) PerIP(n int, window time.Duration, jsonErrors bool) func(http.H
 }
 
 // PerFormField allows n POSTs per window naming the same value of a form
-// field (the account being logged into), whatever the IP.
+// field (the account being logged into), whatever the IP. A request counts
+// when it arrives, so concurrent attempts cannot exceed the limit; the
+// handler takes it back with NotCounted when the attempt reached no verdict
+// (the store was unavailable), so an outage cannot lock anyone out.
 func (l *Limits) PerFormField(field string, n int, window time.Duration) func(http.Handler) http.Handler {
 	if l.Off() {
 		return passthrough
 	}
-	return httprate.LimitBy(l.n(n), window, func(r *http.Request) (string, error) {
-		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
-		return field + ":" + strings.ToLower(strings.TrimSpace(r.PostFormValue(field))), nil
-	}, httprate.WithLimitHandler(tooMany(false)))
+	// A counter of our own makes the limiter align windows on the wall
+	// clock, so a refund can name the window its count went to.
+	counter := httprate.NewLocalLimitCounter(window)
+	rl := httprate.NewRateLimiter(l.n(n), window, httprate.WithLimitCounter(counter), httprate.WithLimitHandler(tooMany(false)))
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+			key := field + ":" + strings.ToLower(strings.TrimSpace(r.PostFormValue(field)))
+			if rl.RespondOnLimit(w, r, key) {
+				return
+			}
+			var ref refund
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), refundKey{}, &ref)))
+			if ref.asked.Load() {
+				// The current window, never an earlier one (the
+				// counter would take that for a reset): when the
+				// window turned meanwhile, the count left in the
+				// previous one fades with it.
+				counter.IncrementBy(key, time.Now().UTC().Truncate(window), -1)
+			}
+		})
+	}
+}
+
+type refundKey struct{}
+
+type refund struct{ asked atomic.Bool }
+
+// NotCounted takes the request back from the per-account attempt limit: a
+// sign-in that failed for a reason of the server's (storage unavailable) is
+// no attempt at the password. It does nothing outside PerFormField.
+func NotCounted(r *http.Request) {
+	if ref, ok := r.Context().Value(refundKey{}).(*refund); ok {
+		ref.asked.Store(true)
+	}
 }
