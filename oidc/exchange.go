@@ -3,6 +3,11 @@ package oidc
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	"github.com/ory/fosite"
+
+	"github.com/onecommons/commonsid/store"
 )
 
 // fosite runs a token exchange (a code for tokens, a refresh token for new
@@ -135,11 +140,14 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 		err = s.st.Commit(x.tx)
 	case x.used != nil:
 		err = s.st.ExchangeOAuthRequests(ctx, x.used.kind, x.used.hash, x.create)
+		if errors.Is(err, store.ErrNotFound) {
+			return s.lostExchange(ctx, x)
+		}
 	case len(x.create) > 0:
 		err = s.st.ExchangeOAuthRequests(ctx, "", "", x.create)
 	}
 	if err != nil {
-		return notFound(err)
+		return storeErr(err)
 	}
 	for _, fn := range x.after {
 		fn()
@@ -160,4 +168,34 @@ func (s *fositeStore) Rollback(ctx context.Context) error {
 		return s.st.Rollback(x.tx)
 	}
 	return nil
+}
+
+// errReused is the outcome of an exchange that lost to another use of the
+// same code or refresh token; the token endpoint answers it invalid_grant.
+var errReused = errors.New("the authorization code or refresh token was used twice")
+
+// lostExchange handles an exchange whose code or refresh token was found
+// active when read but was no longer active at commit: another request used
+// it in between (or the grant was revoked). The store's exchange is a
+// compare-and-set, so exactly one of two concurrent uses wins; the loser is
+// a reuse like any other (RFC 6749 §4.1.2, §10.4, RFC 6819 §5.2.2.3): two
+// parties hold the same credential, and which of them is the thief cannot
+// be told. So the whole grant is revoked, the winner's new access and
+// refresh tokens included (they carry the same request id), and the loser
+// is answered invalid_grant. If the revocation itself fails, the loser is
+// answered 503 so that it is not taken for done.
+func (s *fositeStore) lostExchange(ctx context.Context, x *exchange) error {
+	requestID := ""
+	for _, r := range x.create {
+		requestID = r.RequestID
+	}
+	if requestID == "" {
+		return fosite.ErrNotFound
+	}
+	if err := s.st.RevokeGrant(ctx, requestID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return storeErr(fmt.Errorf("revoke the grant of a reused %s: %w", x.used.kind, err))
+	}
+	// Wrapped in ErrInactiveToken so that fosite's own handling stays that
+	// of a spent token; the token endpoint finds errReused in the chain.
+	return fosite.ErrInactiveToken.WithWrap(errReused)
 }

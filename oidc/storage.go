@@ -115,11 +115,10 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 		return c, nil
 	}
 	sc, err := s.st.GetClient(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fosite.ErrNotFound
-	}
 	if err != nil {
-		return nil, err
+		// Not found is an unknown client; any other failure is not an
+		// answer about the client and must not read as invalid_client.
+		return nil, storeErr(err)
 	}
 	c, err := clientFromStored(sc)
 	if err != nil {
@@ -139,7 +138,7 @@ func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return fosite.ErrJTIKnown.WithHint("Claim 'jti' from 'client_assertion' MUST only be used once.")
 	}
-	return err
+	return storeErr(err)
 }
 
 func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r fosite.Requester, tokenType fosite.TokenType) error {
@@ -172,11 +171,11 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 	if kind == KindAccess && s.cacheIssued {
 		after = func() { s.cacheIssuedGrant(sig, r, sr) }
 	}
-	return s.store(ctx, &OAuthRequest{
+	return storeErr(s.store(ctx, &OAuthRequest{
 		Kind: kind, SignatureHash: sigHash(sig), RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
 		Subject: subject, Active: true, RequestedAt: r.GetRequestedAt(), ExpiresAt: expires,
 		AccessSignatureHash: accessSig, Request: raw,
-	}, after)
+	}, after))
 }
 
 // cacheIssuedGrant puts the grant of a person's new access token (soon
@@ -250,10 +249,9 @@ func (s *fositeStore) row(ctx context.Context, kind, hash string) (*OAuthRequest
 func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.Session, inactiveErr error) (fosite.Requester, error) {
 	hash := sigHash(sig)
 	row, err := s.row(ctx, kind, hash)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fosite.ErrNotFound
-	}
 	if err != nil {
+		err = storeErr(err)
+		noteFailure(ctx, err)
 		return nil, err
 	}
 	sr, err := s.decode(ctx, kind, hash, row)
@@ -270,6 +268,7 @@ func (s *fositeStore) get(ctx context.Context, kind, sig string, session fosite.
 	}
 	client, err := s.GetClient(ctx, sr.ClientID)
 	if err != nil {
+		noteFailure(ctx, err)
 		return nil, err
 	}
 	form, _ := url.ParseQuery(sr.Form)
@@ -321,7 +320,7 @@ func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, 
 func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, code string) error {
 	hash := sigHash(code)
 	if err := s.deactivate(ctx, KindCode, hash); err != nil {
-		return err
+		return storeErr(err)
 	}
 	if m := codeRowsOf(ctx); m != nil {
 		m.mu.Lock()
@@ -374,9 +373,9 @@ func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, ses
 func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
 	ctx, err := s.txCtx(ctx)
 	if err != nil {
-		return err
+		return storeErr(err)
 	}
-	return notFound(s.st.DeleteOAuthRequest(ctx, KindAccess, sigHash(sig)))
+	return storeErr(s.st.DeleteOAuthRequest(ctx, KindAccess, sigHash(sig)))
 }
 
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, r fosite.Requester) error {
@@ -396,9 +395,9 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, se
 func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
 	ctx, err := s.txCtx(ctx)
 	if err != nil {
-		return err
+		return storeErr(err)
 	}
-	return notFound(s.st.DeleteOAuthRequest(ctx, KindRefresh, sigHash(sig)))
+	return storeErr(s.st.DeleteOAuthRequest(ctx, KindRefresh, sigHash(sig)))
 }
 
 // RotateRefreshToken retires the used refresh token, kept inactive so that
@@ -406,25 +405,84 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string)
 // included). Access tokens issued before stay valid until they expire, as
 // with most providers; revoking them is what revocation and reuse do.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, requestID, sig string) error {
-	return notFound(s.deactivate(ctx, KindRefresh, sigHash(sig)))
+	return storeErr(s.deactivate(ctx, KindRefresh, sigHash(sig)))
 }
 
-// RevokeRefreshToken revokes every refresh token of a grant.
+// RevokeRefreshToken revokes every refresh token of a grant; at the
+// revocation endpoint, the whole grant (see revocation).
 func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	if rv := revocationOf(ctx); rv != nil {
+		return s.revokeGrantOnce(ctx, rv, requestID)
+	}
 	ctx, err := s.txCtx(ctx)
 	if err != nil {
-		return err
+		return storeErr(err)
 	}
-	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindRefresh, requestID)
+	return storeErr(s.st.DeleteOAuthRequestsByRequestID(ctx, KindRefresh, requestID))
 }
 
-// RevokeAccessToken revokes every access token of a grant.
+// RevokeAccessToken revokes every access token of a grant; at the
+// revocation endpoint, the whole grant (see revocation).
 func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	if rv := revocationOf(ctx); rv != nil {
+		return s.revokeGrantOnce(ctx, rv, requestID)
+	}
 	ctx, err := s.txCtx(ctx)
 	if err != nil {
-		return err
+		return storeErr(err)
 	}
-	return s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID)
+	return storeErr(s.st.DeleteOAuthRequestsByRequestID(ctx, KindAccess, requestID))
+}
+
+// revocation is the state of one request to the revocation endpoint (RFC
+// 7009). fosite revokes a grant's refresh tokens and then its access tokens
+// as two writes, and answers 200 if the second fails after the first
+// succeeded; a retry then finds the refresh token gone and answers 200
+// again while the access tokens live on. Here the first of the two calls
+// revokes the whole grant in one transaction (Store.RevokeGrant) and the
+// second reports its outcome: the grant is revoked entirely or not at all,
+// and a failure is waited for once, not twice. It also keeps the storage
+// failure fosite's revocation handler turns into a bare
+// temporarily_unavailable, for the log.
+type revocation struct {
+	requestID string
+	done      bool
+	err       error
+	failure   error // the last storage failure seen during the request
+}
+
+type revocationKey struct{}
+
+func withRevocation(ctx context.Context) (context.Context, *revocation) {
+	rv := &revocation{}
+	return context.WithValue(ctx, revocationKey{}, rv), rv
+}
+
+func revocationOf(ctx context.Context) *revocation {
+	rv, _ := ctx.Value(revocationKey{}).(*revocation)
+	return rv
+}
+
+// noteFailure remembers a storage failure for the revocation endpoint's log.
+func noteFailure(ctx context.Context, err error) {
+	if rv := revocationOf(ctx); rv != nil {
+		if cause, ok := unavailableCause(err); ok {
+			rv.failure = cause
+		}
+	}
+}
+
+func (s *fositeStore) revokeGrantOnce(ctx context.Context, rv *revocation, requestID string) error {
+	if rv.done && rv.requestID == requestID {
+		return rv.err
+	}
+	rv.requestID, rv.done = requestID, true
+	rv.err = storeErr(s.st.RevokeGrant(ctx, requestID))
+	if errors.Is(rv.err, fosite.ErrNotFound) {
+		rv.err = nil // nothing left to revoke is a revoked grant
+	}
+	noteFailure(ctx, rv.err)
+	return rv.err
 }
 
 // The OpenID Connect and PKCE data of an authorization are the code's own
@@ -471,11 +529,3 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, ses
 }
 
 func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
-
-// notFound maps store.ErrNotFound to fosite's.
-func notFound(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return fosite.ErrNotFound
-	}
-	return err
-}

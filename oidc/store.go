@@ -79,6 +79,10 @@ type Store interface {
 	// DeleteOAuthRequestsByRequestID deletes every artefact of a kind that
 	// a grant issued.
 	DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error
+	// RevokeGrant deletes every access and refresh token a grant issued,
+	// in one transaction, including any a concurrent exchange of one of
+	// the grant's refresh tokens is committing at the same moment.
+	RevokeGrant(ctx context.Context, requestID string) error
 	// DeactivateOAuthRequestsByRequestID marks every artefact of a kind
 	// that a grant issued inactive.
 	DeactivateOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/ory/fosite"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -22,8 +24,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	session := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, session)
 	if err != nil {
-		p.logServerError(ctx, "token request", err)
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		p.writeAccessError(ctx, w, ar, "token request", err)
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
@@ -41,11 +42,29 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
-		p.logServerError(ctx, "token response", err)
-		p.oauth.WriteAccessError(ctx, w, ar, err)
+		p.writeAccessError(ctx, w, ar, "token response", err)
 		return
 	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// writeAccessError answers a failed token request. A code or refresh token
+// that lost a concurrent exchange is a reuse (lostExchange): invalid_grant,
+// whatever fosite made of it. A storage failure is 503
+// temporarily_unavailable with Retry-After, never invalid_client or
+// invalid_grant, which would make the client throw its credentials away.
+func (p *Provider) writeAccessError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, what string, err error) {
+	switch cause, down := unavailableCause(err); {
+	case errors.Is(err, errReused):
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was already used; every token issued for it has been revoked.")
+	case down:
+		p.logUnavailable(ctx, "token", cause)
+		w.Header().Set("Retry-After", retryAfter)
+		err = fosite.ErrTemporarilyUnavailable.WithHint("The database is unavailable; retry after the number of seconds in Retry-After.")
+	default:
+		p.logServerError(ctx, what, err)
+	}
+	p.oauth.WriteAccessError(ctx, w, ar, err)
 }
 
 func bearerToken(r *http.Request) string {
@@ -78,8 +97,14 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	session := newSession()
-	_, ar, err := p.oauth.IntrospectToken(ctx, tok, fosite.AccessToken, session)
-	if err != nil {
+	use, ar, err := p.oauth.IntrospectToken(ctx, tok, fosite.AccessToken, session)
+	if p.unavailable(ctx, w, "userinfo", err) {
+		return
+	}
+	// fosite looks a token up as an access token and then as a refresh
+	// token, and says which it found: only an access token is a bearer
+	// token (RFC 6749 §1.5, §10.4).
+	if err != nil || use != fosite.AccessToken {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is expired, revoked or malformed.")
 		return
 	}
@@ -89,8 +114,8 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	acct, consent, settings, err := p.releaseContext(ctx, session.AccountDID, session.ClientID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		p.Log.ErrorContext(ctx, "userinfo", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		p.logUnavailable(ctx, "userinfo", err)
+		writeUnavailable(w, "userinfo")
 		return
 	}
 	if err != nil || acct.Status != identity.StatusActive {
@@ -109,30 +134,126 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		Settings: settings, Claims: cr, Target: privacy.TargetUserInfo})
 	out := claimValues(acct, released)
 	out["sub"] = session.GetSubject()
-	p.activity(ctx, r, acct.DID, privacy.ActivityRelease, session.ClientID, map[string]any{
-		"via": "userinfo", "scopes": []string(ar.GetGrantedScopes()), "claims": released,
-	})
+	// The person's activity log shows every release: no record, no release.
+	rel := &privacy.Activity{AccountDID: acct.DID, At: p.now(), Kind: privacy.ActivityRelease, ClientID: session.ClientID,
+		IP: httpx.ClientIP(r), UserAgent: truncate(r.UserAgent(), 300),
+		Detail: map[string]any{"via": "userinfo", "scopes": []string(ar.GetGrantedScopes()), "claims": released}}
+	if err := p.Privacy.AppendActivity(detached(ctx), rel); err != nil {
+		p.logUnavailable(ctx, "userinfo", err)
+		writeUnavailable(w, "userinfo")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	json.NewEncoder(w).Encode(out)
 }
 
+// revoke is the revocation endpoint (RFC 7009). It answers 200 only when
+// the grant's tokens are gone: revoked now (in one transaction, see
+// revocation), or never there. fosite's own writer answers 200 for every
+// error it does not recognise, a failed delete included; here a storage
+// failure, or anything unexpected, is 503 with Retry-After (§2.2.1: the
+// client must then assume the token still exists and retry), and a token of
+// another client is refused (§2.1) rather than acknowledged.
 func (p *Provider) revoke(w http.ResponseWriter, r *http.Request) {
-	err := p.oauth.NewRevocationRequest(r.Context(), r)
-	p.oauth.WriteRevocationResponse(r.Context(), w, err)
+	ctx, rv := withRevocation(r.Context())
+	err := p.oauth.NewRevocationRequest(ctx, r)
+	cause, down := unavailableCause(err)
+	switch {
+	case err == nil:
+		p.oauth.WriteRevocationResponse(ctx, w, nil)
+	case !down && (errors.Is(err, fosite.ErrInvalidRequest) || errors.Is(err, fosite.ErrInvalidClient)):
+		p.oauth.WriteRevocationResponse(ctx, w, err)
+	case !down && errors.Is(err, fosite.ErrUnauthorizedClient):
+		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "The token was not issued to this client.")
+	default:
+		if !down {
+			cause = rv.failure
+		}
+		if cause == nil {
+			cause = err
+		}
+		p.logUnavailable(ctx, "revoke", cause)
+		writeUnavailable(w, "revoke")
+	}
 }
 
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// IntrospectScope, among a client's registered scopes, lets it introspect
+// tokens issued to other clients (a resource server of this cloud). Only
+// the operators grant it (commonsid client create --scope introspect);
+// dynamic registration refuses it.
+const IntrospectScope = "introspect"
+
+// introspect is the introspection endpoint (RFC 7662). A token is
+// described only to the client it was issued to, to a client named in its
+// audience, and to clients granted IntrospectScope (§2.1, §4: the answer
+// tells who the person is and what they shared); to any other client it is
+// {"active": false}, as an unknown token would be. Peer clouds' tokens
+// follow introspectPeer.
 func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if p.PeerIntrospect != nil && p.introspectPeer(w, r) {
 		return
 	}
 	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, newSession())
+	if p.unavailable(ctx, w, "introspect", err) {
+		return
+	}
 	if err != nil {
 		p.oauth.WriteIntrospectionError(ctx, w, err)
 		return
 	}
+	ok, err := p.mayIntrospect(ctx, r, ir.GetAccessRequester())
+	if p.unavailable(ctx, w, "introspect", err) {
+		return
+	}
+	if err != nil || !ok {
+		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrInactiveToken)
+		return
+	}
 	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// mayIntrospect reports whether the client asking (authenticated by fosite
+// with HTTP Basic, or by an access token of its own) may be told about the
+// token of ar.
+func (p *Provider) mayIntrospect(ctx context.Context, r *http.Request, ar fosite.AccessRequester) (bool, error) {
+	if ar == nil || ar.GetClient() == nil {
+		return false, nil
+	}
+	var caller fosite.Client
+	if tok := fosite.AccessTokenFromRequest(r); tok != "" {
+		_, car, err := p.oauth.IntrospectToken(ctx, tok, fosite.AccessToken, newSession())
+		if err != nil {
+			return false, err
+		}
+		caller = car.GetClient()
+	} else {
+		id, _, ok := r.BasicAuth()
+		if !ok {
+			return false, nil
+		}
+		id, err := url.QueryUnescape(id)
+		if err != nil {
+			return false, nil
+		}
+		if caller, err = p.fstore.GetClient(ctx, id); err != nil {
+			return false, err
+		}
+	}
+	if caller.GetID() == ar.GetClient().GetID() || ar.GetGrantedAudience().Has(caller.GetID()) {
+		return true, nil
+	}
+	c, ok := caller.(*Client)
+	return ok && slices.Contains(strings.Fields(c.Scope), IntrospectScope), nil
 }
 
 // introspectPeer answers for an access token issued by a peer cloud (RFC
@@ -190,3 +311,13 @@ func (p *Provider) logServerError(ctx context.Context, what string, err error) {
 	}
 	p.Log.ErrorContext(ctx, what, "err", msg)
 }
+
+// introspectScopeRefused reports a registration request, at the
+// registration endpoint, that asks for IntrospectScope when the client does
+// not hold it already: anyone may register, so only the operators grant it.
+func introspectScopeRefused(requested, held string) bool {
+	return slices.Contains(strings.Fields(requested), IntrospectScope) && !slices.Contains(strings.Fields(held), IntrospectScope)
+}
+
+var errIntrospectScope = map[string]string{"error": "invalid_client_metadata",
+	"error_description": "scope " + IntrospectScope + " is granted by the operators of this cloud only"}

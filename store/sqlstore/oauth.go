@@ -333,6 +333,49 @@ func (d *DB) DeleteOAuthRequestsByRequestID(ctx context.Context, kind, requestID
 	return nil
 }
 
+// RevokeGrant deletes the access and refresh tokens of one grant in one
+// transaction.
+func (d *DB) RevokeGrant(ctx context.Context, requestID string) error {
+	err := d.InTx(ctx, func(ctx context.Context) error {
+		if err := d.lockRefreshTokens(ctx, `request_id = $1`, requestID); err != nil {
+			return err
+		}
+		_, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE request_id = $1 AND kind IN ($2, $3)`, requestID, oidc.KindAccess, oidc.KindRefresh)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke grant: %w", err)
+	}
+	return nil
+}
+
+// lockRefreshTokens locks, on PostgreSQL, the refresh-token rows that a
+// revocation is about to delete (where selects them, with $1… as its
+// arguments). A concurrent exchange of one of them (ExchangeOAuthRequests)
+// holds that row from its conditional update until it commits the tokens
+// it issued; the lock waits for it, and the DELETE that follows, a new
+// statement with a new snapshot under READ COMMITTED, sees those tokens and
+// deletes them too. Without it the DELETE's snapshot would miss them and a
+// fresh chain would outlive its revocation. An exchange that starts after
+// the lock waits, then finds its refresh token gone. Rows are locked in
+// signature order so that revocations overlapping each other cannot
+// deadlock. SQLite's write transactions hold the whole database already.
+func (d *DB) lockRefreshTokens(ctx context.Context, where string, args ...any) error {
+	if d.dialect != Postgres {
+		return nil
+	}
+	n := len(args) + 1
+	rows, err := d.q(ctx).QueryContext(ctx, `SELECT 1 FROM oauth_requests WHERE `+where+` AND kind = $`+strconv.Itoa(n)+
+		` ORDER BY signature_hash FOR UPDATE`, append(args, oidc.KindRefresh)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
 // DeactivateOAuthRequestsByRequestID deactivates what one grant issued.
 func (d *DB) DeactivateOAuthRequestsByRequestID(ctx context.Context, kind, requestID string) error {
 	if _, err := d.removeRequests(ctx, `UPDATE oauth_requests SET active = $3 WHERE kind = $1 AND request_id = $2 AND active = $4`, kind, requestID, false, true); err != nil {
@@ -343,7 +386,15 @@ func (d *DB) DeactivateOAuthRequestsByRequestID(ctx context.Context, kind, reque
 
 // DeleteGrantsOf deletes every token a service holds for an account.
 func (d *DB) DeleteGrantsOf(ctx context.Context, subject, clientID string) (int, error) {
-	n, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE subject = $1 AND client_id = $2`, subject, clientID)
+	var n int
+	err := d.InTx(ctx, func(ctx context.Context) error {
+		if err := d.lockRefreshTokens(ctx, `subject = $1 AND client_id = $2`, subject, clientID); err != nil {
+			return err
+		}
+		var err error
+		n, err = d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE subject = $1 AND client_id = $2`, subject, clientID)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("delete grants: %w", err)
 	}
@@ -352,7 +403,15 @@ func (d *DB) DeleteGrantsOf(ctx context.Context, subject, clientID string) (int,
 
 // DeleteAllGrantsOf deletes every code and token issued for an account.
 func (d *DB) DeleteAllGrantsOf(ctx context.Context, subject string) (int, error) {
-	n, err := d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE subject = $1`, subject)
+	var n int
+	err := d.InTx(ctx, func(ctx context.Context) error {
+		if err := d.lockRefreshTokens(ctx, `subject = $1`, subject); err != nil {
+			return err
+		}
+		var err error
+		n, err = d.removeRequests(ctx, `DELETE FROM oauth_requests WHERE subject = $1`, subject)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("delete grants: %w", err)
 	}
