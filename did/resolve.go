@@ -13,12 +13,15 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	ariesvdr "github.com/hyperledger/aries-framework-go/pkg/framework/aries/api/vdr"
 	"github.com/hyperledger/aries-framework-go/pkg/vdr/key"
 	"github.com/hyperledger/aries-framework-go/pkg/vdr/web"
+
+	"github.com/onecommons/commonsid/internal/safehttp"
 )
 
 // Limits applied to did:web resolution.
@@ -35,13 +38,33 @@ var ErrUnsupportedMethod = errors.New("unsupported DID method")
 // ErrInvalidDID reports a string that is not a well-formed DID of its method.
 var ErrInvalidDID = errors.New("invalid DID")
 
-// Resolver turns DIDs into DID documents. The zero value is ready to use.
+// Resolver turns DIDs into DID documents. The zero value is ready to use:
+// it fetches did:web documents through a guarded client (package safehttp)
+// that refuses private, link-local and metadata addresses, and loopback
+// unless the DID itself names a loopback host. A server sets HTTP to its
+// own guarded client, which refuses loopback unless the server's issuer is
+// itself on a loopback host.
 type Resolver struct {
-	// Transport carries did:web requests; nil means http.DefaultTransport.
+	// HTTP carries did:web requests; nil means the default guarded client
+	// described above.
+	HTTP *safehttp.Client
+	// Transport, when set, replaces the network altogether (tests and fuzz
+	// targets); the address guard is then not applied.
 	Transport http.RoundTripper
 	// Timeout bounds one did:web resolution; zero means WebTimeout.
 	Timeout time.Duration
 }
+
+// The default guarded clients of a zero Resolver: one for DIDs on public
+// hosts, one that may reach loopback for DIDs naming a loopback host.
+var (
+	defaultWeb = sync.OnceValue(func() *safehttp.Client {
+		return safehttp.New(safehttp.Options{Timeout: WebTimeout, MaxBytes: WebMaxDocument})
+	})
+	defaultWebLoopback = sync.OnceValue(func() *safehttp.Client {
+		return safehttp.New(safehttp.Options{AllowLoopback: true, Timeout: WebTimeout, MaxBytes: WebMaxDocument})
+	})
+)
 
 // Resolve returns the DID document of id. did:key and did:jwk are resolved
 // offline; did:web fetches the document (see the package documentation).
@@ -188,34 +211,82 @@ func (r *Resolver) resolveWeb(ctx context.Context, id string) (doc *Document, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	local := isLocalhost(host)
 	base := r.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		sc := r.HTTP
+		if sc == nil {
+			sc = defaultWeb()
+			if local {
+				sc = defaultWebLoopback()
+			}
+		}
+		base = sc.Streaming().Transport
 	}
+	lt := &limitedTransport{ctx: ctx, base: base, limit: WebMaxDocument}
 	client := &http.Client{
 		// The deadline is ctx's alone (the transport attaches it to every
 		// request), so a timeout is always reported as one.
-		Transport: &limitedTransport{ctx: ctx, base: base, limit: WebMaxDocument},
+		Transport: lt,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("did:web documents are not fetched through redirects")
 		},
 	}
 	opts := []ariesvdr.DIDMethodOption{ariesvdr.WithOption(web.HTTPClientOpt, client)}
-	if isLocalhost(host) {
+	if local {
 		opts = append(opts, ariesvdr.WithOption(web.UseHTTPOpt, true))
 	}
 	res, err := web.New().Read(id, opts...)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("resolve %s: timed out after %s", id, timeout)
+		// What answered (a status, an error text, bytes of the body) is
+		// not repeated: whoever named the DID may have pointed it at a
+		// service that is not theirs.
+		fetch := func(kind error) error {
+			return fmt.Errorf("resolve %s: %w", id, &safehttp.Error{URL: webURL(id, local), Kind: kind})
 		}
-		return nil, fmt.Errorf("resolve %s: %w", id, err)
+		switch {
+		case ctx.Err() != nil:
+			return nil, fetch(safehttp.ErrTimeout)
+		case lt.tooLarge:
+			return nil, fetch(safehttp.ErrTooLarge)
+		case lt.err != nil:
+			var se *safehttp.Error
+			if errors.As(lt.err, &se) {
+				return nil, fetch(se.Kind)
+			}
+			return nil, fetch(safehttp.ErrFailed)
+		case lt.status != http.StatusOK:
+			return nil, fetch(safehttp.ErrStatus)
+		}
+		return nil, fmt.Errorf("resolve %s: the document at %s is not a valid DID document", id, webURL(id, local))
 	}
 	doc, err = fromAries(res.DIDDocument)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", id, err)
 	}
 	return doc, nil
+}
+
+// webURL is the URL a did:web DID's document is fetched from (did:web
+// method specification: host, optional path segments, did.json).
+func webURL(id string, plainHTTP bool) string {
+	parts := strings.Split(strings.TrimPrefix(id, "did:web:"), ":")
+	host, _ := url.PathUnescape(parts[0])
+	scheme := "https://"
+	if plainHTTP {
+		scheme = "http://"
+	}
+	if len(parts) == 1 {
+		return scheme + host + "/.well-known/did.json"
+	}
+	path := ""
+	for _, seg := range parts[1:] {
+		if s, err := url.PathUnescape(seg); err == nil {
+			seg = s
+		}
+		path += "/" + url.PathEscape(seg)
+	}
+	return scheme + host + path + "/did.json"
 }
 
 // webHost returns the host (with port) named by a did:web DID.
@@ -278,10 +349,17 @@ func WebDocumentPath(issuer string) (string, error) {
 	return "/" + p + "/did.json", nil
 }
 
+// limitedTransport attaches the resolution's deadline to every request,
+// bounds the document, and remembers what went wrong so that the error can
+// be reported without the third party's wording.
 type limitedTransport struct {
 	ctx   context.Context
 	base  http.RoundTripper
 	limit int64
+
+	err      error // the round trip's error
+	status   int   // the last status answered
+	tooLarge bool
 }
 
 func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -289,19 +367,23 @@ func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	req.Header.Set("Accept", "application/did+json, application/json")
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
+		t.err = err
 		return nil, err
 	}
+	t.status = resp.StatusCode
 	if resp.ContentLength > t.limit {
 		resp.Body.Close()
+		t.tooLarge = true
 		return nil, fmt.Errorf("DID document is %d bytes, over the %d byte limit", resp.ContentLength, t.limit)
 	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.limit}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.limit, t: t}
 	return resp, nil
 }
 
 type limitedBody struct {
 	rc   io.ReadCloser
 	left int64
+	t    *limitedTransport
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -310,6 +392,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		var one [1]byte
 		n, err := b.rc.Read(one[:])
 		if n > 0 {
+			b.t.tooLarge = true
 			return 0, fmt.Errorf("DID document over the %d byte limit", WebMaxDocument)
 		}
 		return 0, err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,6 +20,11 @@ import (
 // token with the keys of the member that issued it.
 type TokenVerifier struct {
 	Cloud string // the issuer URL of the service's own cloud
+	// HTTP fetches the trust list and the members' keys; nil means a
+	// guarded client (package safehttp) that reaches loopback only when
+	// Cloud is on a loopback host. Member keys are fetched from URLs the
+	// members publish, so they must not reach the service's own network.
+	HTTP *http.Client
 
 	mu        sync.Mutex
 	verifiers map[string]*oidc.IDTokenVerifier
@@ -27,8 +33,12 @@ type TokenVerifier struct {
 // Load reads the trust list, GET {Cloud}/federation/v1/members; call it
 // at start and now and then (members join and leave).
 func (m *TokenVerifier) Load(ctx context.Context) error {
+	client := m.HTTP
+	if client == nil {
+		client = guardedFor(m.Cloud).HTTPClient()
+	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.Cloud+"/federation/v1/members", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -42,9 +52,10 @@ func (m *TokenVerifier) Load(ctx context.Context) error {
 			JWKSURI string `json:"jwks_uri"`
 		} `json:"members"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDocument)).Decode(&list); err != nil {
 		return err
 	}
+	ctx = oidc.ClientContext(ctx, client)
 	vs := map[string]*oidc.IDTokenVerifier{}
 	for _, mem := range list.Members {
 		keys := oidc.NewRemoteKeySet(ctx, mem.JWKSURI) // caches keys, refetches on an unknown kid

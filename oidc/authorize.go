@@ -24,7 +24,7 @@ const ChallengeLifetime = 30 * time.Minute
 // authorize is the authorization endpoint.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
+	ar, err := p.newAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -59,7 +59,7 @@ func (p *Provider) rebuild(ctx context.Context, r *http.Request, ch *Challenge) 
 	r2.URL = &url.URL{Path: "/authorize", RawQuery: ch.Form}
 	r2.Body = http.NoBody
 	r2.Form, r2.PostForm = nil, nil
-	return p.oauth.NewAuthorizeRequest(ctx, r2)
+	return p.newAuthorizeRequest(ctx, r2)
 }
 
 func (p *Provider) loadChallenge(ctx context.Context, id string) (*Challenge, error) {

@@ -36,7 +36,7 @@ func TestPairwiseSubject(t *testing.T) {
 func registrar(t *testing.T, client *http.Client) *oidc.Registrar {
 	t.Helper()
 	db, _ := testdb.SQLite(t)
-	return &oidc.Registrar{Store: db, Issuer: "https://id.example", HTTPClient: client, Now: time.Now}
+	return &oidc.Registrar{Store: db, Issuer: "https://id.example", Now: time.Now}
 }
 
 func TestRegisterValidation(t *testing.T) {

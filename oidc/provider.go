@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
@@ -20,6 +19,7 @@ import (
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
+	"github.com/onecommons/commonsid/internal/safehttp"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/privacy"
 )
@@ -53,8 +53,9 @@ type Config struct {
 	GlobalSecret []byte
 	// SessionCookie is the name of the browser sign-on cookie.
 	SessionCookie string
-	// HTTPClient fetches sector_identifier_uri and jwks_uri documents.
-	HTTPClient *http.Client
+	// Outbound fetches sector_identifier_uri and jwks_uri documents (nil:
+	// a guarded client that refuses loopback too).
+	Outbound *safehttp.Client
 	// Limits rate-limits the token and registration endpoints.
 	Limits *limits.Limits
 }
@@ -96,6 +97,8 @@ type Provider struct {
 	release   releaseCache
 	signer    *signer
 	discovery []byte
+
+	challenges challengeGuard // per-IP budget and live count of stored challenges (challenges.go)
 }
 
 // New builds a provider; call Mount to serve it.
@@ -119,21 +122,16 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	if p.HTTPClient == nil {
-		p.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	if p.Outbound == nil {
+		p.Outbound = strictOutbound()
 	}
 	if len(p.GlobalSecret) < 32 {
 		return nil, errors.New("oidc: GlobalSecret must be at least 32 bytes")
 	}
 	p.ring = newKeyring(p.Keys)
 	p.signer = &signer{ring: p.ring, issuer: p.Issuer}
-	// Keys of private_key_jwt clients registered by jwks_uri: fetched with
-	// a short timeout, one retry, and no request logging.
-	jwksClient := retryablehttp.NewClient()
-	jwksClient.Logger, jwksClient.RetryMax = nil, 1
-	jwksClient.HTTPClient.Timeout = 5 * time.Second
 	fc := &fosite.Config{
-		JWKSFetcherStrategy:            fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(jwksClient)),
+		JWKSFetcherStrategy:            newJWKSFetcher(p.Outbound, p.Log),
 		AccessTokenLifespan:            p.AccessLifespan,
 		RefreshTokenLifespan:           p.RefreshLifespan,
 		AuthorizeCodeLifespan:          p.CodeLifespan,
@@ -212,10 +210,13 @@ func (p *Provider) Mount(r chi.Router) {
 	r.Post("/userinfo", p.userinfo)
 	r.Post("/revoke", p.revoke)
 	r.Post("/introspect", p.introspect)
-	r.With(p.Limits.PerIP(20, time.Hour, true)).Post("/register", p.register)
+	// One budget for every registration write: an update fetches a
+	// sector_identifier_uri as a registration does.
+	regLimit := p.Limits.PerIP(20, time.Hour, true)
+	r.With(regLimit).Post("/register", p.register)
 	r.Get("/register/{client_id}", p.registrationRead)
-	r.Put("/register/{client_id}", p.registrationUpdate)
-	r.Delete("/register/{client_id}", p.registrationDelete)
+	r.With(regLimit).Put("/register/{client_id}", p.registrationUpdate)
+	r.With(regLimit).Delete("/register/{client_id}", p.registrationDelete)
 }
 
 func crossOrigin(next http.Handler) http.Handler {

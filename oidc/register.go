@@ -15,10 +15,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/onecommons/commonsid/internal/httpx"
+	"github.com/onecommons/commonsid/internal/safehttp"
 	"github.com/onecommons/commonsid/store"
 )
 
@@ -53,10 +56,12 @@ type Registered struct {
 // Registrar validates and stores client registrations; it serves both the
 // registration endpoint and the admin CLI.
 type Registrar struct {
-	Store      Store
-	Issuer     string
-	HTTPClient *http.Client
-	Now        func() time.Time
+	Store  Store
+	Issuer string
+	// Outbound fetches sector_identifier_uri documents; nil means a guarded
+	// client that refuses loopback too.
+	Outbound *safehttp.Client
+	Now      func() time.Time
 	// RemoteService finds a peer's service for forks across clouds; nil
 	// when this cloud does not federate.
 	RemoteService func(ctx context.Context, issuer, clientID string) (*RemoteService, error)
@@ -132,6 +137,21 @@ var scopeToken = regexp.MustCompile(`^[A-Za-z0-9:._/-]{1,64}$`)
 // validate checks and normalises metadata (RFC 7591 §2, OIDC Registration
 // §2, OIDC Core §8.1).
 func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
+	if err := checkMetadata(md); err != nil {
+		return err
+	}
+	sector, err := g.sector(ctx, md)
+	if err != nil {
+		return err
+	}
+	md.Sector = sector
+	md.FamilyRoot, md.FamilySector = "", ""
+	return g.validateFork(ctx, md)
+}
+
+// checkMetadata is the part of validation that needs neither the network
+// nor the store.
+func checkMetadata(md *Metadata) error {
 	if md.TokenEndpointAuthMethod == "" {
 		md.TokenEndpointAuthMethod = "client_secret_basic"
 	}
@@ -164,12 +184,12 @@ func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
 		return badRedirect("redirect_uris is required for the authorization_code grant")
 	}
 	for _, u := range md.RedirectURIs {
-		if err := checkURL(u, "redirect_uri"); err != nil {
+		if err := checkRedirectURI(u, "redirect_uri"); err != nil {
 			return badRedirect("%v", err)
 		}
 	}
 	for _, u := range md.PostLogoutRedirectURIs {
-		if err := checkURL(u, "post_logout_redirect_uri"); err != nil {
+		if err := checkRedirectURI(u, "post_logout_redirect_uri"); err != nil {
 			return badMeta("%v", err)
 		}
 	}
@@ -219,13 +239,7 @@ func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
 	if md.TokenEndpointAuthSigningAlg != "" && !slices.Contains([]string{"RS256", "ES256", "EdDSA", "PS256"}, md.TokenEndpointAuthSigningAlg) {
 		return badMeta("token_endpoint_auth_signing_alg %q is not supported", md.TokenEndpointAuthSigningAlg)
 	}
-	sector, err := g.sector(ctx, md)
-	if err != nil {
-		return err
-	}
-	md.Sector = sector
-	md.FamilyRoot, md.FamilySector = "", ""
-	return g.validateFork(ctx, md)
+	return nil
 }
 
 // validateFork joins a fork (forked_from: a client_id here, or
@@ -303,8 +317,13 @@ func (g *Registrar) remoteFork(ctx context.Context, md *Metadata, issuer, id str
 }
 
 // checkURL allows absolute https URLs, or http on a loopback host, without
-// fragments or user info.
+// fragments, user info, white space or control characters.
 func checkURL(raw, what string) error {
+	for _, c := range raw {
+		if c <= ' ' || c == 0x7f || (c >= 0x80 && c <= 0x9f) || c == '\\' {
+			return fmt.Errorf("%s %q must not contain white space, control characters or backslashes", what, raw)
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return fmt.Errorf("%s %q is not an absolute URL", what, raw)
@@ -323,6 +342,19 @@ func checkURL(raw, what string) error {
 		}
 	default:
 		return fmt.Errorf("%s %q must use https", what, raw)
+	}
+	return nil
+}
+
+// checkRedirectURI is checkURL for the URIs a person is sent back to, which
+// are compared as exact strings: a "*" is refused too, so that nobody takes
+// it for a wildcard.
+func checkRedirectURI(raw, what string) error {
+	if err := checkURL(raw, what); err != nil {
+		return err
+	}
+	if strings.Contains(raw, "*") {
+		return fmt.Errorf("%s %q must not contain \"*\": redirect URIs are matched exactly, without wildcards", what, raw)
 	}
 	return nil
 }
@@ -371,24 +403,29 @@ func (g *Registrar) sector(ctx context.Context, md *Metadata) (string, error) {
 	return "", badMeta("redirect_uris span several hosts: register a sector_identifier_uri (OIDC Core 8.1)")
 }
 
+// maxSectorDocument bounds a sector_identifier_uri document.
+const maxSectorDocument = 64 << 10
+
+// strictOutbound is the client of a Registrar without one: every rule of
+// safehttp, loopback refused.
+var strictOutbound = sync.OnceValue(func() *safehttp.Client { return safehttp.New(safehttp.Options{}) })
+
+// fetchSector fetches the sector document through the guarded client. Its
+// errors say only "could not fetch URL": the cause (what answered, or
+// that nothing did) is logged by safehttp and never shown to the
+// registrant, who may have pointed the URL at an internal service.
 func (g *Registrar) fetchSector(ctx context.Context, raw string) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	out := g.Outbound
+	if out == nil {
+		out = strictOutbound()
+	}
+	body, err := out.Get(ctx, raw, "application/json", maxSectorDocument)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := g.HTTPClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch failed: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch answered %d", resp.StatusCode)
-	}
 	var uris []string
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&uris); err != nil {
-		return nil, errors.New("not a JSON array of URLs")
+	if err := json.Unmarshal(body, &uris); err != nil {
+		return nil, fmt.Errorf("%s is not a JSON array of URLs", raw)
 	}
 	return uris, nil
 }
@@ -410,7 +447,7 @@ func writeRegError(w http.ResponseWriter, err error) bool {
 }
 
 func (p *Provider) registrar() *Registrar {
-	return &Registrar{Store: p.Store, Issuer: p.Issuer, HTTPClient: p.HTTPClient, Now: p.Now, RemoteService: p.RemoteService}
+	return &Registrar{Store: p.Store, Issuer: p.Issuer, Outbound: p.Outbound, Now: p.Now, RemoteService: p.RemoteService}
 }
 
 func readMetadata(w http.ResponseWriter, r *http.Request) (*RegisterRequest, bool) {
@@ -418,13 +455,42 @@ func readMetadata(w http.ResponseWriter, r *http.Request) (*RegisterRequest, boo
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "the body must be application/json"})
 		return nil, false
 	}
-	var req RegisterRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "the body is not a JSON object of client metadata: " + err.Error()})
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": fmt.Sprintf("the body is not a JSON object of client metadata of at most %d KiB", maxRegistrationBody>>10)})
 		return nil, false
 	}
-	return &req, true
+	req, err := ParseRegistration(body)
+	if err != nil {
+		writeRegError(w, err)
+		return nil, false
+	}
+	return req, true
+}
+
+// maxRegistrationBody bounds a registration request.
+const maxRegistrationBody = 64 << 10
+
+// ParseRegistration reads a registration request (RFC 7591 §3.1): one JSON
+// object. Unknown members are ignored (RFC 7591 §2), but a member given
+// twice, or spelt with other letter case than a known one
+// ("Redirect_URIs"), is refused: Go's JSON decoder would take the last of
+// them, or match case-insensitively, so the server would act on metadata
+// other than what a reader of the request sees.
+func ParseRegistration(body []byte) (*RegisterRequest, error) {
+	var req RegisterRequest
+	if err := (httpx.StrictJSON{}).Decode(body, &req); err != nil {
+		var ke *httpx.JSONKeyError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ke):
+			return nil, badMeta("%v", ke)
+		case errors.As(err, &te):
+			return nil, badMeta("the body is not a JSON object of client metadata: %s has the wrong type", te.Field)
+		}
+		return nil, badMeta("the body is not a JSON object of client metadata")
+	}
+	return &req, nil
 }
 
 // register is the RFC 7591 registration endpoint.
@@ -447,6 +513,10 @@ func (p *Provider) register(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.ClientID != "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "client_id is assigned by the server"})
+		return
+	}
+	if introspectScopeRefused(req.Scope, "") {
+		writeJSON(w, http.StatusBadRequest, errIntrospectScope)
 		return
 	}
 	out, err := p.registrar().Register(r.Context(), req)
@@ -518,6 +588,10 @@ func (p *Provider) registrationUpdate(w http.ResponseWriter, r *http.Request) {
 	old, err := clientFromStored(sc)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	if introspectScopeRefused(req.Scope, old.Scope) {
+		writeJSON(w, http.StatusBadRequest, errIntrospectScope)
 		return
 	}
 	md := req.Metadata

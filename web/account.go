@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -53,7 +55,7 @@ func (h *Handler) requireAccount(api bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tok := ""
-			if c, err := r.Cookie(SessionCookie); err == nil {
+			if c, err := r.Cookie(h.sessionCookie()); err == nil {
 				tok = c.Value
 			}
 			sess, acct, err := h.Sessions.Resolve(r.Context(), tok)
@@ -190,6 +192,9 @@ func (h *Handler) api(fn func(w http.ResponseWriter, r *http.Request) (any, erro
 		var ve *identity.ValidationError
 		switch {
 		case errors.As(err, &ae):
+			if ae.status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", RetryAfterSeconds)
+			}
 			writeAPIError(w, ae.status, ae.code, ae.msg)
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, privacy.ErrNoConsent):
 			writeAPIError(w, http.StatusNotFound, "not_found", "no such item in your account")
@@ -198,7 +203,7 @@ func (h *Handler) api(fn func(w http.ResponseWriter, r *http.Request) (any, erro
 		case isSettingsError(err):
 			writeAPIError(w, http.StatusBadRequest, "invalid_request", strings.ReplaceAll(err.Error(), "\n", "; "))
 		default:
-			h.Log.ErrorContext(r.Context(), "account api", "path", r.URL.Path, "err", err)
+			h.Log.ErrorContext(r.Context(), "account api", "path", r.URL.Path, "err", identity.RootCause(err))
 			writeAPIError(w, http.StatusInternalServerError, "server_error", "the server could not complete the request")
 		}
 	}
@@ -232,7 +237,7 @@ func (h *Handler) reauth(r *http.Request, m *me, password string) error {
 		if errors.Is(err, identity.ErrBadCredentials) {
 			return &apiError{http.StatusForbidden, "reauth_failed", "wrong password"}
 		}
-		return err
+		return h.errUnavailable(r, "password check", err)
 	}
 	return h.Sessions.Store.ReauthSession(r.Context(), m.sess.IDHash, h.Now().UTC())
 }
@@ -274,6 +279,9 @@ func (h *Handler) formError(w http.ResponseWriter, r *http.Request, err error, s
 	switch {
 	case errors.As(err, &ae):
 		msg, status = ae.msg, ae.status
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", RetryAfterSeconds)
+		}
 		if ae == errReauth {
 			msg = "Please enter your password to confirm."
 		}
@@ -478,10 +486,14 @@ func (h *Handler) apiPutProfile(w http.ResponseWriter, r *http.Request) (any, er
 	return h.apiProfile(w, r)
 }
 
+// decodeJSON reads the body as one JSON object of v's fields: unknown,
+// duplicated and differently-cased keys are refused (httpx.StrictJSON).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err == nil {
+		err = httpx.StrictJSON{DisallowUnknown: true}.Decode(body, v)
+	}
+	if err != nil {
 		return &apiError{http.StatusBadRequest, "invalid_request", "the body is not the expected JSON: " + err.Error()}
 	}
 	return nil
@@ -858,7 +870,7 @@ func (h *Handler) changePassword(r *http.Request, current_, next string) error {
 		if errors.Is(err, identity.ErrBadCredentials) {
 			return &apiError{http.StatusForbidden, "reauth_failed", "the current password is wrong"}
 		}
-		return err
+		return h.errUnavailable(r, "password check", err)
 	}
 	if err := h.Accounts.SetPassword(r.Context(), m.acct.DID, next); err != nil {
 		return err
@@ -906,7 +918,7 @@ func (h *Handler) deleteAccount(r *http.Request, password string) error {
 		if errors.Is(err, identity.ErrBadCredentials) {
 			return &apiError{http.StatusForbidden, "reauth_failed", "wrong password"}
 		}
-		return err
+		return h.errUnavailable(r, "password check", err)
 	}
 	return h.Privacy.InTx(r.Context(), func(ctx context.Context) error {
 		if err := h.Privacy.ForgetAccount(ctx, m.acct.DID); err != nil {
@@ -925,7 +937,7 @@ func (h *Handler) deleteAccount(r *http.Request, password string) error {
 }
 
 func (h *Handler) clearCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: h.sessionCookie(), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode})
 }
 
 func (h *Handler) postDelete(w http.ResponseWriter, r *http.Request) error {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -145,7 +144,7 @@ func clientCreate(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, HTTPClient: &http.Client{Timeout: 5 * time.Second}, Now: time.Now, RemoteService: cl.remoteService}
+	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, Outbound: cl.cfg.Outbound(cl.log).Client, Now: time.Now, RemoteService: cl.remoteService}
 	out, err := g.Register(ctx, &req)
 	var me *oidc.MetadataError
 	if errors.As(err, &me) {

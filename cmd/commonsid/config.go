@@ -37,6 +37,11 @@ type Config struct {
 	RefreshTTL        time.Duration
 	RateLimit         string // on, off, or a scale factor
 	Demo              bool   // also run the sample service on the next port
+	// OutboundLoopback is auto (outbound fetches may reach loopback only
+	// when the issuer is on a loopback host) or deny (never).
+	OutboundLoopback string
+
+	outbound *outboundClient // built once, see outbound.go
 }
 
 // Defaults.
@@ -62,6 +67,7 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&c.LogFormat, "log-format", envOr(env, "COMMONSID_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else json), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(env, "COMMONSID_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	c.Secret = env("COMMONSID_SECRET")
+	c.OutboundLoopback = envOr(env, "COMMONSID_OUTBOUND_LOOPBACK", "auto")
 }
 
 // serveFlags registers the flags of `serve`.
@@ -140,6 +146,11 @@ func (c *Config) Validate(serving bool) error {
 	}
 	if _, _, err := sqlstore.ParseDSN(c.DSN()); err != nil {
 		errs = append(errs, fmt.Errorf("--db: %w", err))
+	}
+	switch c.OutboundLoopback {
+	case "", "auto", "deny":
+	default:
+		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_LOOPBACK %q: use auto or deny", c.OutboundLoopback))
 	}
 	switch c.LogFormat {
 	case "auto", "text", "json":

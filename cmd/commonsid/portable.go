@@ -51,7 +51,7 @@ func (s cloudServices) Match(ctx context.Context, c portable.Consent) (string, b
 
 func (cl *cloud) portable() *portable.Service {
 	return &portable.Service{Store: cl.db, Accounts: cl.accounts, Keys: cl.keys, Services: cloudServices{cl},
-		Resolver: &did.Resolver{}, Issuer: cl.cfg.Issuer, Now: time.Now}
+		Resolver: cl.cfg.Outbound(cl.log).resolver, Issuer: cl.cfg.Issuer, Now: time.Now}
 }
 
 func runExport(ctx context.Context, c *cli, args []string) error {

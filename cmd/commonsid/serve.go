@@ -97,7 +97,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
-		SessionCookie: web.SessionCookie, Limits: lim,
+		SessionCookie: web.SessionCookieName(strings.HasPrefix(cfg.Issuer, "https://")), Limits: lim, Outbound: cfg.Outbound(log).Client,
 	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log,
 		RemoteService:        cl.remoteService,
 		RevocationsAnnounced: cl.db.Dialect() == sqlstore.Postgres,
@@ -145,6 +145,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    server.MaxHeaderBytes,
 	}
 	hs.RegisterOnShutdown(fed.Shutdown)
 	log.Info("serving", "addr", ln.Addr().String(), "issuer", cfg.Issuer, "did", cloudDID,
@@ -196,17 +197,28 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// purgeLoop removes expired codes, tokens, challenges and sessions every ten
-// minutes. Several replicas may run it; the deletes are idempotent.
+// purgeLoop removes expired codes, tokens, challenges and sessions every
+// minute (what anonymous requests write must not pile up between sweeps;
+// the deletes are batched and cheap when there is nothing to do), and
+// prunes activity and tombstones every ten minutes. Several replicas may
+// run it; the deletes are idempotent.
 func purgeLoop(ctx context.Context, cl *cloud, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
+	expired := time.NewTicker(time.Minute)
+	defer expired.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			purge(ctx, cl, log, time.Now())
+		case <-expired.C:
+			if n, err := cl.db.PurgeExpired(ctx, time.Now()); err != nil {
+				log.Warn("purge expired rows", "err", err)
+			} else if n > 0 {
+				log.Debug("purged", "expired", n)
+			}
 		}
 	}
 }
@@ -252,7 +264,7 @@ func demoClient(ctx context.Context, cl *cloud, redirect string) (*demoCreds, er
 			}
 		}
 	}
-	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, HTTPClient: http.DefaultClient, Now: time.Now}
+	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, Outbound: cl.cfg.Outbound(cl.log).Client, Now: time.Now}
 	reg, err := g.Register(ctx, &oidc.RegisterRequest{Metadata: oidc.Metadata{
 		ClientName: "Demo service", RedirectURIs: []string{redirect}, GrantTypes: []string{"authorization_code"},
 		SourceCodeURI: "https://github.com/onecommons/commonsid/tree/main/internal/demo",
