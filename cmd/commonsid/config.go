@@ -14,6 +14,7 @@ import (
 
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/internal/limits"
+	"github.com/onecommons/commonsid/internal/safehttp"
 	"github.com/onecommons/commonsid/store/sqlstore"
 )
 
@@ -40,6 +41,10 @@ type Config struct {
 	// OutboundLoopback is auto (outbound fetches may reach loopback only
 	// when the issuer is on a loopback host) or deny (never).
 	OutboundLoopback string
+	// OutboundAllow lists networks (CIDR, comma-separated) that outbound
+	// fetches may reach although they are private: peers on the
+	// operator's own network.
+	OutboundAllow string
 
 	outbound *outboundClient // built once, see outbound.go
 }
@@ -68,6 +73,7 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&c.LogLevel, "log-level", envOr(env, "COMMONSID_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	c.Secret = env("COMMONSID_SECRET")
 	c.OutboundLoopback = envOr(env, "COMMONSID_OUTBOUND_LOOPBACK", "auto")
+	c.OutboundAllow = env("COMMONSID_OUTBOUND_ALLOW")
 }
 
 // serveFlags registers the flags of `serve`.
@@ -151,6 +157,9 @@ func (c *Config) Validate(serving bool) error {
 	case "", "auto", "deny":
 	default:
 		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_LOOPBACK %q: use auto or deny", c.OutboundLoopback))
+	}
+	if _, err := safehttp.ParseNets(c.OutboundAllow); err != nil {
+		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_ALLOW: %w", err))
 	}
 	switch c.LogFormat {
 	case "auto", "text", "json":

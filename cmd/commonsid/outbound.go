@@ -36,7 +36,8 @@ func (c *Config) Outbound(log *slog.Logger) *outboundClient {
 	outboundMu.Lock()
 	defer outboundMu.Unlock()
 	if c.outbound == nil {
-		sc := safehttp.New(safehttp.Options{AllowLoopback: c.allowLoopback(), Log: log})
+		nets, _ := safehttp.ParseNets(c.OutboundAllow) // checked by Validate
+		sc := safehttp.New(safehttp.Options{AllowLoopback: c.allowLoopback(), AllowNets: nets, Log: log})
 		c.outbound = &outboundClient{Client: sc, resolver: &did.Resolver{HTTP: sc}}
 	}
 	return c.outbound

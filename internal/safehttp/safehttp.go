@@ -57,6 +57,10 @@ type Options struct {
 	// http to loopback hosts. Set it only when this cloud's own issuer is
 	// on a loopback host.
 	AllowLoopback bool
+	// AllowNets are networks the operator has chosen to reach although
+	// the policy refuses them (a private network where peers run). They
+	// come from configuration only, never from outside input.
+	AllowNets []netip.Prefix
 	// Timeout bounds a whole call, redirects and body included; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
@@ -327,7 +331,7 @@ func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, e
 		}
 	}
 	for _, a := range addrs {
-		if !Allowed(a, c.opts.AllowLoopback) {
+		if !c.allowed(a) {
 			c.refuse("address not allowed", "host", host, "addr", a.String())
 			return nil, &Error{URL: host, Kind: ErrRefused}
 		}
@@ -350,7 +354,7 @@ func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, e
 // word, whatever resolved it.
 func (c *Client) control(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil || !Allowed(ap.Addr(), c.opts.AllowLoopback) {
+	if err != nil || !c.allowed(ap.Addr()) {
 		c.refuse("address not allowed at connect", "addr", address)
 		return &Error{URL: address, Kind: ErrRefused}
 	}
@@ -392,6 +396,37 @@ func prefixes(ss ...string) []netip.Prefix {
 		out[i] = netip.MustParsePrefix(s)
 	}
 	return out
+}
+
+// allowed applies the policy with the operator's allowed networks.
+func (c *Client) allowed(a netip.Addr) bool {
+	if Allowed(a, c.opts.AllowLoopback) {
+		return true
+	}
+	a = a.WithZone("").Unmap()
+	for _, p := range c.opts.AllowNets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseNets parses a comma-separated list of networks in CIDR notation
+// (10.1.0.0/16,fd00:1::/48); an empty list is nil.
+func ParseNets(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a network in CIDR notation (such as 10.1.0.0/16)", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Allowed reports whether an address may be connected to: a public

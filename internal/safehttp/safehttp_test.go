@@ -306,3 +306,24 @@ func TestIsLoopbackHost(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowNets: a network the operator allows is reached, nothing beside
+// it; ParseNets refuses what is not CIDR.
+func TestAllowNets(t *testing.T) {
+	nets, err := ParseNets(" 10.1.0.0/16, fd00:1::/48 ,")
+	if err != nil || len(nets) != 2 {
+		t.Fatalf("ParseNets: %v %v", nets, err)
+	}
+	if _, err := ParseNets("10.1.0.0"); err == nil {
+		t.Fatal("an address without a prefix length was taken for a network")
+	}
+	c := New(Options{AllowNets: nets, Log: quiet()})
+	for addr, want := range map[string]bool{
+		"10.1.2.3": true, "::ffff:10.1.2.3": true, "fd00:1::5": true,
+		"10.2.0.1": false, "127.0.0.1": false, "169.254.169.254": false, "fd00:2::1": false,
+	} {
+		if got := c.allowed(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("allowed(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
