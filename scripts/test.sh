@@ -45,6 +45,10 @@ step "Chromium (browser tests)"
 . scripts/chromium.sh
 ensure_chromium
 
+step "interop libraries (openid-client, oauth4webapi, Authlib)"
+. scripts/interop.sh
+ensure_interop
+
 step "fuzz (short runs on the committed seed corpora)"
 # Counted runs, not timed ones: a timed run can end with a spurious
 # "context deadline exceeded" when its time is up mid-input.
