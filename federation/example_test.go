@@ -10,7 +10,7 @@ import (
 )
 
 // Example_memberTokens shows a resource server that honors access tokens
-// from every member cloud. A valid signature says the token was issued;
+// from every member cloud, issued for this API only. A valid signature says the token was issued;
 // to learn whether it was revoked since (a consent taken back on its home
 // cloud), ask the introspection endpoint of your own cloud, which answers
 // for every member's tokens from replicated revocations.
@@ -23,7 +23,9 @@ func Example_memberTokens() {
 	}
 	http.Handle("/api/notes", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		claims, err := m.Verify(r.Context(), token)
+		// Only tokens issued for this API: its resource URI, registered
+		// as one of the client's resources and asked for with resource=.
+		claims, err := m.Verify(r.Context(), token, "https://notes.example/api")
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			http.Error(w, err.Error(), http.StatusUnauthorized)

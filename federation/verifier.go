@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -60,7 +61,7 @@ func (m *TokenVerifier) Load(ctx context.Context) error {
 	for _, mem := range list.Members {
 		keys := oidc.NewRemoteKeySet(ctx, mem.JWKSURI) // caches keys, refetches on an unknown kid
 		vs[mem.Issuer] = oidc.NewVerifier(mem.Issuer, keys, &oidc.Config{
-			SkipClientIDCheck:    true, // access tokens name the client in client_id; check it below
+			SkipClientIDCheck:    true, // the expected audience is checked in Verify
 			SupportedSigningAlgs: []string{"ES256", "EdDSA", "RS256"},
 		})
 	}
@@ -70,9 +71,15 @@ func (m *TokenVerifier) Load(ctx context.Context) error {
 	return nil
 }
 
-// Verify checks a bearer token's signature, issuer and lifetime, and that
-// it is an RFC 9068 access token. It returns the token's claims.
-func (m *TokenVerifier) Verify(ctx context.Context, token string) (map[string]any, error) {
+// Verify checks a bearer token's signature, issuer and lifetime, that it
+// is an RFC 9068 access token, and that audience (the resource server's own
+// identifier: its registered resource URI, or its client_id) is in the
+// token's aud (RFC 9068 §4): a token issued for another service is
+// refused. It returns the token's claims.
+func (m *TokenVerifier) Verify(ctx context.Context, token, audience string) (map[string]any, error) {
+	if audience == "" {
+		return nil, errors.New("no expected audience")
+	}
 	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
 	if err != nil || len(tok.Headers) != 1 {
 		return nil, errors.New("not a signed JWT")
@@ -93,6 +100,9 @@ func (m *TokenVerifier) Verify(ctx context.Context, token string) (map[string]an
 	t, err := v.Verify(ctx, token)
 	if err != nil {
 		return nil, err
+	}
+	if !slices.Contains(t.Audience, audience) {
+		return nil, fmt.Errorf("the token is not for %q", audience)
 	}
 	var claims map[string]any
 	return claims, t.Claims(&claims)

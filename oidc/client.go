@@ -49,6 +49,9 @@ type Metadata struct {
 	IDTokenSignedResponseAlg    string              `json:"id_token_signed_response_alg"`
 	PostLogoutRedirectURIs      []string            `json:"post_logout_redirect_uris,omitempty"`
 	ForkedFrom                  string              `json:"forked_from,omitempty"`
+	// Resources are the protected resources (RFC 8707 resource indicators)
+	// this client may ask access tokens for.
+	Resources []string `json:"resources,omitempty"`
 	// Sector is the pairwise sector of this client (OIDC Core 8.1): the
 	// host of sector_identifier_uri, else of the redirect URIs. Computed at
 	// registration.
@@ -61,6 +64,23 @@ type Metadata struct {
 	// Peer marks the client a peer cloud signs in through (brokered
 	// sign-in); it is made by federation, never by registration.
 	Peer bool `json:"-"`
+
+	// AllowedCORSOrigins are origins (scheme://host[:port]) besides those
+	// of the redirect URIs whose pages may call the token, UserInfo and
+	// revocation endpoints (cors.go).
+	AllowedCORSOrigins []string `json:"allowed_cors_origins,omitempty"`
+	// BackchannelLogoutURI receives logout tokens (OpenID Connect
+	// Back-Channel Logout 1.0, backchannel.go).
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	// RequirePushedAuthorizationRequests: this client's authorization
+	// requests are accepted only through /par (RFC 9126 §6, par.go).
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+
+	// DPoPBoundAccessTokens: this client's token requests must carry a
+	// DPoP proof (RFC 9449 §5.2, dpop.go).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // storedMetadata is what the clients table holds: the public metadata and
@@ -91,6 +111,11 @@ func decodeMetadata(b []byte) (*Metadata, error) {
 type Client struct {
 	Metadata
 	SecretHash string
+
+	// authUsed is, on the per-request view made by asAuthenticatedWith,
+	// the secret method the request actually used; "" on the registered
+	// client.
+	authUsed string
 }
 
 var (
@@ -136,8 +161,12 @@ func (c *Client) GetScopes() fosite.Arguments {
 // IsPublic reports a client without a secret (token_endpoint_auth_method none).
 func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == "none" }
 
-// GetAudience returns the audiences the client may request.
-func (c *Client) GetAudience() fosite.Arguments { return nil }
+// GetAudience returns the audiences the client may request: its registered
+// resources and its own client_id, the audience of a token when none was
+// asked (so that a refresh keeps it).
+func (c *Client) GetAudience() fosite.Arguments {
+	return append(slices.Clone(c.Resources), c.ClientID)
+}
 
 // GetRequestURIs returns no request_uris: request objects are not supported.
 func (c *Client) GetRequestURIs() []string { return nil }
@@ -151,8 +180,36 @@ func (c *Client) GetJSONWebKeysURI() string { return c.JWKSURI }
 // GetRequestObjectSigningAlgorithm: request objects are not supported.
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
-// GetTokenEndpointAuthMethod returns the registered method.
-func (c *Client) GetTokenEndpointAuthMethod() string { return c.TokenEndpointAuthMethod }
+// GetTokenEndpointAuthMethod returns the registered method, or, on the view
+// of a request that authenticated with the other secret method, that method
+// (see asAuthenticatedWith).
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	if c.authUsed != "" {
+		return c.authUsed
+	}
+	return c.TokenEndpointAuthMethod
+}
+
+// secretMethod reports the two methods that present the client secret
+// itself, in the Authorization header or in the body.
+func secretMethod(m string) bool { return m == "client_secret_basic" || m == "client_secret_post" }
+
+// asAuthenticatedWith returns the client as a request that used method
+// should see it. A client holding a secret may present it either way, as
+// Keycloak and Dex allow: stock libraries pick one or the other (or try
+// both), and the secret proves the same thing in both places. Every other
+// combination (a private_key_jwt client sending a secret, a secret client
+// sending an assertion) sees the registered method and is refused by the
+// usual check. The registered client is never changed: it may be shared
+// through the client cache.
+func (c *Client) asAuthenticatedWith(method string) *Client {
+	if method == c.TokenEndpointAuthMethod || !secretMethod(method) || !secretMethod(c.TokenEndpointAuthMethod) {
+		return c
+	}
+	v := *c
+	v.authUsed = method
+	return &v
+}
 
 // GetTokenEndpointAuthSigningAlgorithm returns the private_key_jwt algorithm.
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {

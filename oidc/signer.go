@@ -210,8 +210,13 @@ func (s *signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.
 	}
 	h["kid"] = key.KID
 	if h["typ"] == "at+jwt" {
+		// An access token is for the resources it was asked for, else for
+		// the client itself (audience.go); never for the issuer, which
+		// every resource server of the cloud would accept.
 		if aud, ok := claims["aud"].([]string); !ok || len(aud) == 0 {
-			claims["aud"] = []string{s.issuer}
+			if cid, _ := claims["client_id"].(string); cid != "" {
+				claims["aud"] = []string{cid}
+			}
 		}
 	}
 	t := jwt.NewWithClaims(josev3.SignatureAlgorithm(alg), claims)

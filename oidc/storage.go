@@ -112,7 +112,7 @@ type storedRequest struct {
 func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
 	now := time.Now()
 	if c, ok := s.clients.get(id, now); ok {
-		return c, nil
+		return authViewOf(ctx, c), nil
 	}
 	sc, err := s.st.GetClient(ctx, id)
 	if err != nil {
@@ -125,7 +125,7 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 		return nil, err
 	}
 	s.clients.put(c, now)
-	return c, nil
+	return authViewOf(ctx, c), nil
 }
 
 func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error {
@@ -309,8 +309,10 @@ func (s *fositeStore) decode(ctx context.Context, kind, hash string, row *OAuthR
 	return sr, nil
 }
 
+// CreateAuthorizeCodeSession stores a code with the audience it grants
+// (audience.go): what the authorization request asked for, else the client.
 func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, code string, r fosite.Requester) error {
-	return s.create(ctx, KindCode, code, "", r, fosite.AuthorizeCode)
+	return s.create(ctx, KindCode, code, "", withGrantAudience{r, grantedAudience(r)}, fosite.AuthorizeCode)
 }
 
 func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, code string, session fosite.Session) (fosite.Requester, error) {
@@ -378,7 +380,12 @@ func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) 
 	return storeErr(s.st.DeleteOAuthRequest(ctx, KindAccess, sigHash(sig)))
 }
 
+// CreateRefreshTokenSession stores a refresh token with the grant's whole
+// audience, even when the access token issued with it was narrowed.
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, accessSig string, r fosite.Requester) error {
+	if aud, ok := ctx.Value(grantAudienceKey{}).(fosite.Arguments); ok {
+		r = withGrantAudience{r, aud}
+	}
 	return s.create(ctx, KindRefresh, sig, accessSig, r, fosite.RefreshToken)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -40,11 +39,20 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		session.Alg = client.SigningAlg()
 		session.Subject = client.ClientID
 	}
+	ctx, err = tokenAudience(ctx, ar)
+	if err != nil {
+		p.oauth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if !p.dpopAtToken(w, r, ar) {
+		return
+	}
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.writeAccessError(ctx, w, ar, "token response", err)
 		return
 	}
+	dpopTokenType(ar, resp)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
@@ -90,7 +98,7 @@ func bearerError(w http.ResponseWriter, status int, code, desc string) {
 // the release function.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	tok := bearerToken(r)
+	tok := resourceToken(r)
 	if tok == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.Issuer+`"`)
 		bearerError(w, http.StatusUnauthorized, "invalid_request", "An access token is required.")
@@ -106,6 +114,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	// token (RFC 6749 §1.5, §10.4).
 	if err != nil || use != fosite.AccessToken {
 		bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is expired, revoked or malformed.")
+		return
+	}
+	if !p.dpopAtResource(w, r, p.Issuer+"/userinfo", tok, session) {
 		return
 	}
 	if !ar.GetGrantedScopes().Has("openid") || session.AccountDID == "" {
@@ -203,7 +214,12 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 	if p.PeerIntrospect != nil && p.introspectPeer(w, r) {
 		return
 	}
-	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, newSession())
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || len(r.PostForm) == 0 {
+		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrInvalidRequest.WithHint("The body must be a form with the token to introspect."))
+		return
+	}
+	caller, err := p.introspectionCaller(ctx, r)
 	if p.unavailable(ctx, w, "introspect", err) {
 		return
 	}
@@ -211,49 +227,133 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteIntrospectionError(ctx, w, err)
 		return
 	}
-	ok, err := p.mayIntrospect(ctx, r, ir.GetAccessRequester())
+	token := r.PostForm.Get("token")
+	scopes := fosite.RemoveEmpty(strings.Split(r.PostForm.Get("scope"), " "))
+	session := newSession()
+	use, ar, err := p.oauth.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), session, scopes...)
 	if p.unavailable(ctx, w, "introspect", err) {
 		return
 	}
-	if err != nil || !ok {
+	if err != nil {
 		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrInactiveToken)
 		return
 	}
-	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+	if !mayIntrospect(caller, ar) {
+		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrInactiveToken)
+		return
+	}
+	p.writeIntrospection(w, use, ar)
 }
 
-// mayIntrospect reports whether the client asking (authenticated by fosite
-// with HTTP Basic, or by an access token of its own) may be told about the
-// token of ar.
-func (p *Provider) mayIntrospect(ctx context.Context, r *http.Request, ar fosite.AccessRequester) (bool, error) {
-	if ar == nil || ar.GetClient() == nil {
-		return false, nil
-	}
-	var caller fosite.Client
+// introspectionCaller authenticates the client asking: with an access token
+// of its own (Bearer), or as at the token endpoint (client_secret_basic,
+// client_secret_post, private_key_jwt). A public client has no credentials
+// and may not introspect.
+func (p *Provider) introspectionCaller(ctx context.Context, r *http.Request) (fosite.Client, error) {
 	if tok := fosite.AccessTokenFromRequest(r); tok != "" {
-		_, car, err := p.oauth.IntrospectToken(ctx, tok, fosite.AccessToken, newSession())
-		if err != nil {
-			return false, err
+		if tok == r.PostForm.Get("token") {
+			return nil, fosite.ErrRequestUnauthorized.WithHint("Bearer and introspection token are identical.")
 		}
-		caller = car.GetClient()
-	} else {
-		id, _, ok := r.BasicAuth()
-		if !ok {
-			return false, nil
+		use, car, err := p.oauth.IntrospectToken(ctx, tok, fosite.AccessToken, newSession())
+		if _, down := unavailableCause(err); down {
+			return nil, err
 		}
-		id, err := url.QueryUnescape(id)
-		if err != nil {
-			return false, nil
+		if err != nil || use != fosite.AccessToken {
+			return nil, fosite.ErrRequestUnauthorized.WithHint("The bearer token is not an active access token.")
 		}
-		if caller, err = p.fstore.GetClient(ctx, id); err != nil {
-			return false, err
-		}
+		return car.GetClient(), nil
+	}
+	if _, err := authMethodOf(r, r.PostForm); err != nil {
+		return nil, err
+	}
+	f, ok := p.oauth.(*fosite.Fosite)
+	if !ok {
+		return nil, fosite.ErrServerError
+	}
+	c, err := f.AuthenticateClient(ctx, r, r.PostForm)
+	if _, down := unavailableCause(err); down {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fosite.ErrRequestUnauthorized.WithWrap(err).WithHint("Client authentication failed.")
+	}
+	if c.IsPublic() {
+		return nil, fosite.ErrRequestUnauthorized.WithHint("A public client cannot introspect tokens.")
+	}
+	return c, nil
+}
+
+// mayIntrospect reports whether caller may be told about the token of ar.
+func mayIntrospect(caller fosite.Client, ar fosite.AccessRequester) bool {
+	if ar == nil || ar.GetClient() == nil || caller == nil {
+		return false
 	}
 	if caller.GetID() == ar.GetClient().GetID() || ar.GetGrantedAudience().Has(caller.GetID()) {
-		return true, nil
+		return true
 	}
 	c, ok := caller.(*Client)
-	return ok && slices.Contains(strings.Fields(c.Scope), IntrospectScope), nil
+	return ok && slices.Contains(strings.Fields(c.Scope), IntrospectScope)
+}
+
+// writeIntrospection answers for an active token (RFC 7662 §2.2): what
+// fosite reports, plus iss, token_type for an access token (DPoP when the
+// token is bound to a key, RFC 9449 §6.2), aud, and for a refresh token
+// its own expiry.
+func (p *Provider) writeIntrospection(w http.ResponseWriter, use fosite.TokenUse, ar fosite.AccessRequester) {
+	out := map[string]any{"active": true, "iss": p.Issuer}
+	sess := ar.GetSession()
+	if s, ok := sess.(*Session); ok {
+		for k, v := range s.AccessExtra {
+			switch k {
+			case "exp", "client_id", "scope", "iat", "sub", "aud", "username", "iss", "active", "token_type":
+			default:
+				out[k] = v
+			}
+		}
+	}
+	switch use {
+	case fosite.AccessToken:
+		out["token_type"] = accessTokenType(sess)
+		if exp := sess.GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+			out["exp"] = exp.Unix()
+		}
+	case fosite.RefreshToken:
+		if exp := sess.GetExpiresAt(fosite.RefreshToken); !exp.IsZero() {
+			out["exp"] = exp.Unix()
+		}
+	}
+	if id := ar.GetClient().GetID(); id != "" {
+		out["client_id"] = id
+	}
+	if sc := ar.GetGrantedScopes(); len(sc) > 0 {
+		out["scope"] = strings.Join(sc, " ")
+	}
+	if at := ar.GetRequestedAt(); !at.IsZero() {
+		out["iat"] = at.Unix()
+	}
+	if sub := sess.GetSubject(); sub != "" {
+		out["sub"] = sub
+	}
+	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
+		out["aud"] = []string(aud)
+	} else {
+		out["aud"] = []string{ar.GetClient().GetID()}
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	json.NewEncoder(w).Encode(out)
+}
+
+// accessTokenType is the type of an access token: DPoP when its session
+// binds it to a key (the cnf claim, RFC 9449 §6), else Bearer.
+func accessTokenType(sess fosite.Session) string {
+	if s, ok := sess.(*Session); ok {
+		if _, bound := s.AccessExtra["cnf"]; bound {
+			return "DPoP"
+		}
+	}
+	return "Bearer"
 }
 
 // introspectPeer answers for an access token issued by a peer cloud (RFC

@@ -418,10 +418,13 @@ func TestFederation(t *testing.T) {
 	if err := tv.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if claims, err := tv.Verify(ctx, access); err != nil || claims["iss"] != a.base || claims["sub"] != subForum {
+	if claims, err := tv.Verify(ctx, access, forum.conf.ClientID); err != nil || claims["iss"] != a.base || claims["sub"] != subForum {
 		t.Fatalf("a member's token on B: %v %v", claims, err)
 	}
-	if _, err := tv.Verify(ctx, access[:len(access)-4]+"AAAA"); err == nil {
+	if _, err := tv.Verify(ctx, access, api.conf.ClientID); err == nil {
+		t.Fatal("a token for another service verified")
+	}
+	if _, err := tv.Verify(ctx, access[:len(access)-4]+"AAAA", forum.conf.ClientID); err == nil {
 		t.Fatal("a token with a broken signature verified")
 	}
 	if st, out, _ := postFormStatus(t, b.base+"/introspect", url.Values{"token": {access}}, api.conf.ClientID, "wrong secret"); st != 401 {
