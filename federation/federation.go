@@ -137,7 +137,10 @@ type Federation struct {
 	// ActiveKey returns the key to sign with: the one the published JWKS
 	// names as active (nil: the newest active key in the store).
 	ActiveKey func(ctx context.Context, alg string) (*keys.Signer, error)
+	// Limits bounds the live streams served and the peer feeds read.
+	Limits Limits
 
+	streams      streamState
 	wake         wakeup
 	closing      chan struct{}
 	closeMu      sync.Mutex
@@ -161,11 +164,13 @@ func (f *Federation) now() time.Time {
 	return time.Now().UTC()
 }
 
+// client carries requests to peers: HTTP, else a guarded client (see
+// outbound.go).
 func (f *Federation) client() *http.Client {
 	if f.HTTP != nil {
 		return f.HTTP
 	}
-	return http.DefaultClient
+	return defaultClient(f.Issuer)
 }
 
 func (f *Federation) log() *slog.Logger {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -326,7 +327,11 @@ func writeError(w http.ResponseWriter, status int, code, desc string) {
 
 // cursorParam reads after= (or Last-Event-ID for the stream).
 func cursorParam(r *http.Request) (int64, error) {
-	v := r.URL.Query().Get("after")
+	q := r.URL.Query()
+	if len(q["after"]) > 1 || len(r.Header.Values("Last-Event-ID")) > 1 {
+		return 0, fmt.Errorf("after must be given once")
+	}
+	v := q.Get("after")
 	if v == "" {
 		v = r.Header.Get("Last-Event-ID")
 	}
@@ -334,15 +339,21 @@ func cursorParam(r *http.Request) (int64, error) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	if len(v) > maxCursor || err != nil || n < 0 {
 		return 0, fmt.Errorf("after must be a non-negative integer")
 	}
 	return n, nil
 }
 
 func (f *Federation) authorize(w http.ResponseWriter, r *http.Request) (*Peer, bool) {
+	if len(r.Header.Get("Authorization")) > maxPeerToken || len(r.Header.Values("Authorization")) > 1 {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusUnauthorized, "invalid_token", ErrUnauthorized.Error()+": malformed token")
+		return nil, false
+	}
 	p, err := f.authenticatePeer(r)
 	if errors.Is(err, ErrUnauthorized) {
+		w.Header().Set("Connection", "close") // nothing is held for a stranger
 		writeError(w, http.StatusUnauthorized, "invalid_token", err.Error())
 		return nil, false
 	}
@@ -365,8 +376,12 @@ func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxPage {
+	if vs := r.URL.Query()["limit"]; len(vs) > 0 {
+		if len(vs) > 1 || len(vs[0]) > 4 {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be 1 to %d, given once", MaxPage))
+			return
+		}
+		if limit, err = strconv.Atoi(vs[0]); err != nil || limit < 1 || limit > MaxPage {
 			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("limit must be 1 to %d", MaxPage))
 			return
 		}
@@ -380,6 +395,15 @@ func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
 	resp := pageResponse{Issuer: f.Issuer, Events: items, Next: after}
 	if len(items) > limit {
 		resp.Events, resp.More = items[:limit], true
+	}
+	// A page stays under pageBudget bytes (followers bound what they
+	// read); it holds at least one event, however large.
+	size := 0
+	for i, it := range resp.Events {
+		if size += len(it.JWS) + len(it.PersonJWS) + 64; size > pageBudget && i > 0 {
+			resp.Events, resp.More = resp.Events[:i], true
+			break
+		}
 	}
 	if n := len(resp.Events); n > 0 {
 		resp.Next = resp.Events[n-1].Seq
@@ -399,30 +423,82 @@ const streamCoalesce = 5 * time.Millisecond
 const streamPoll = time.Second
 
 // serveStream is GET /federation/v1/stream: server-sent events, from the
-// cursor (after= or Last-Event-ID) on, then live as events commit.
+// cursor (after= or Last-Event-ID) on, then live as events commit. Only a
+// peer gets one, within the stream caps of Limits; every write has
+// Limits.WriteTimeout to complete, so that a peer that stops reading is
+// disconnected and nothing is held for it.
 func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
-	if _, ok := f.authorize(w, r); !ok {
+	p, ok := f.authorize(w, r)
+	if !ok {
 		return
 	}
 	cursor, err := cursorParam(r)
 	if err != nil {
+		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	release, status := f.acquireStream(p.Issuer)
+	if status != 0 {
+		desc := "this cloud serves as many live streams as it can; page the feed or retry later"
+		if status == http.StatusTooManyRequests {
+			desc = fmt.Sprintf("a peer holds at most %d live streams at once", f.Limits.streamsPerPeer())
+		}
+		f.log().DebugContext(r.Context(), "refused a live stream", "peer", p.Issuer, "status", status)
+		w.Header().Set("Retry-After", streamRetryAfter)
+		w.Header().Set("Connection", "close")
+		writeError(w, status, "temporarily_unavailable", desc)
+		return
+	}
+	defer release()
 	rc := http.NewResponseController(w)
+	timeout := f.Limits.writeTimeout()
+	stalled := false
+	// write sends one piece of the stream, and flush what was written,
+	// each under the write deadline.
+	flush := func() bool {
+		rc.SetWriteDeadline(time.Now().Add(timeout))
+		if err := rc.Flush(); err != nil {
+			stalled = errors.Is(err, os.ErrDeadlineExceeded)
+			return false
+		}
+		return true
+	}
+	write := func(andFlush bool, format string, args ...any) bool {
+		rc.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := fmt.Fprintf(w, format, args...); err != nil {
+			stalled = errors.Is(err, os.ErrDeadlineExceeded)
+			return false
+		}
+		return !andFlush || flush()
+	}
+	defer func() {
+		if stalled {
+			f.streams.stalled.Add(1)
+			f.log().InfoContext(r.Context(), "dropped a stalled stream", "peer", p.Issuer, "write_timeout", timeout.String())
+		}
+	}()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
+	// The connection ends with the stream: the last write deadline must
+	// not outlive it into another request, and the final flush after the
+	// handler returns stays under it.
+	w.Header().Set("Connection", "close")
+	rc.SetWriteDeadline(time.Now().Add(timeout))
 	w.WriteHeader(http.StatusOK)
-	rc.SetWriteDeadline(time.Time{})
-	fmt.Fprintf(w, ": %s\n\n", f.Issuer)
-	rc.Flush()
+	if !write(true, ": %s\n\n", f.Issuer) {
+		return
+	}
 	ctx := r.Context()
 	closing := f.closed()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	poll := time.NewTicker(streamPoll)
 	defer poll.Stop()
+	maxAge := time.NewTimer(f.Limits.streamMaxAge())
+	defer maxAge.Stop()
+	maxEvent := f.Limits.maxEvent()
 	var lastRead time.Time
 	for {
 		// Under a burst of writes, one read per few milliseconds carries
@@ -441,13 +517,20 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, it := range items {
 			raw, _ := json.Marshal(it)
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: event\ndata: %s\n\n", it.Seq, raw); err != nil {
+			if len(raw) > maxEvent {
+				// Followers refuse longer events on the stream: ending it
+				// here sends this peer to the pages, which carry it.
+				f.log().WarnContext(ctx, "ended a stream before an event over the stream limit", "peer", p.Issuer, "seq", it.Seq, "bytes", len(raw))
+				flush()
+				return
+			}
+			if !write(false, "id: %d\nevent: event\ndata: %s\n\n", it.Seq, raw) {
 				return
 			}
 			cursor = it.Seq
 		}
 		if len(items) > 0 {
-			if rc.Flush() != nil {
+			if !flush() {
 				return
 			}
 			if len(items) == 200 {
@@ -459,10 +542,12 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-closing:
 			return
+		case <-maxAge.C:
+			return // the peer reconnects from its cursor
 		case <-wake:
 		case <-poll.C:
 		case <-heartbeat.C:
-			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil || rc.Flush() != nil {
+			if !write(true, ": ping\n\n") {
 				return
 			}
 		}

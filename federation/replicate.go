@@ -1,7 +1,6 @@
 package federation
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -76,8 +75,10 @@ func (f *Federation) Run(ctx context.Context) {
 
 // follow replicates one peer until ctx ends.
 func (f *Federation) follow(ctx context.Context, issuer string) {
-	backoff := 250 * time.Millisecond
+	const first = 250 * time.Millisecond
+	backoff := first
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := f.syncPeer(ctx, issuer)
 		if ctx.Err() != nil {
 			return
@@ -85,8 +86,20 @@ func (f *Federation) follow(ctx context.Context, issuer string) {
 		if errors.Is(err, store.ErrNotFound) {
 			err = nil // removed: Run stops this follower within a second
 		}
-		if err != nil {
+		if err != nil && time.Since(start) > time.Minute {
+			backoff = first // a stream that lived ends; it is no failing peer
+		}
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			// The connection is dropped; a peer that sends more than the
+			// limits is not retried at once: the wait grows as for any
+			// failure.
+			f.streams.oversize.Add(1)
+			f.log().Warn("dropped a peer's feed over the size limits", "peer", issuer, "err", err, "retry_in", backoff.String())
+		case err != nil:
 			f.log().Warn("following peer", "peer", issuer, "err", err, "retry_in", backoff.String())
+		}
+		if err != nil {
 			f.Store.SetPeerError(context.WithoutCancel(ctx), issuer, err.Error())
 		}
 		select {
@@ -164,9 +177,20 @@ func (f *Federation) fetchPage(ctx context.Context, p *Peer, after int64, limit 
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var page pageResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&page); err != nil {
+	maxBytes := f.Limits.maxPage()
+	if resp.ContentLength > int64(maxBytes) {
+		return nil, fmt.Errorf("feed page of %s: %w: %d bytes announced, at most %d read", p.Issuer, ErrTooLarge, resp.ContentLength, maxBytes)
+	}
+	raw, err := readLimited(resp.Body, maxBytes)
+	if err != nil {
 		return nil, fmt.Errorf("feed page of %s: %w", p.Issuer, err)
+	}
+	var page pageResponse
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return nil, fmt.Errorf("feed page of %s: %w", p.Issuer, err)
+	}
+	if len(page.Events) > limit {
+		return nil, fmt.Errorf("feed page of %s: %w: %d events, %d asked for", p.Issuer, ErrTooLarge, len(page.Events), limit)
 	}
 	return &page, nil
 }
@@ -180,12 +204,14 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 		return err
 	}
 	defer resp.Body.Close()
+	// What has been read but not applied is bounded in count and bytes.
 	items := make(chan Item, 1024)
+	room := newInflight(8<<20, f.Limits.maxEvent())
 	errc := make(chan error, 1)
 	done := make(chan struct{})
 	defer close(done) // before the body closes: the reader stops either way
 	go func() {
-		errc <- readStream(resp.Body, items, done)
+		errc <- readStream(resp.Body, f.Limits.maxEvent(), items, room, done)
 		close(items)
 	}()
 	// A stream silent for longer than two heartbeats is dead.
@@ -224,47 +250,34 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 		if err := f.ApplyBatch(ctx, p, batch); err != nil {
 			return err
 		}
+		for _, it := range batch {
+			room.release(it)
+		}
 	}
 }
 
-// readStream parses server-sent events into items; heartbeats count as
-// items with Seq 0.
-func readStream(body io.Reader, out chan<- Item, done <-chan struct{}) error {
-	send := func(it Item) bool {
+// readStream parses server-sent events into items, each taking room
+// until it is applied; heartbeats count as items with Seq 0. It fails with
+// ErrTooLarge on a line or event longer than maxEvent.
+func readStream(body io.Reader, maxEvent int, out chan<- Item, room inflight, done <-chan struct{}) error {
+	sr := newStreamReader(body, maxEvent)
+	for {
+		it, err := sr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !room.acquire(it, done) {
+			return nil
+		}
 		select {
 		case out <- it:
-			return true
 		case <-done:
-			return false
+			return nil
 		}
 	}
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	var data strings.Builder
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if data.Len() == 0 {
-				continue
-			}
-			var it Item
-			if err := json.Unmarshal([]byte(data.String()), &it); err != nil {
-				return err
-			}
-			data.Reset()
-			if !send(it) {
-				return nil
-			}
-		case strings.HasPrefix(line, ":"):
-			if !send(Item{}) { // a comment: the heartbeat
-				return nil
-			}
-		case strings.HasPrefix(line, "data:"):
-			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
-		}
-	}
-	return sc.Err()
 }
 
 // Apply verifies one event of peer p and applies it; see ApplyBatch.
