@@ -133,7 +133,16 @@ func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error {
 	return nil
 }
 
+// MaxClientAssertionLifetime bounds how far ahead a client assertion's exp
+// may lie (RFC 7523 §3 leaves it to the server). Its jti is remembered
+// until then, so an unbounded exp would keep a row for ever; an hour
+// covers the libraries that sign assertions for that long.
+const MaxClientAssertionLifetime = time.Hour
+
 func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	if exp.After(s.now().Add(MaxClientAssertionLifetime)) {
+		return fosite.ErrInvalidClient.WithHint("The client assertion expires more than an hour from now; sign it for a shorter time.")
+	}
 	err := s.st.UseClientAssertionJTI(ctx, sigHash(jti), exp, s.now())
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return fosite.ErrJTIKnown.WithHint("Claim 'jti' from 'client_assertion' MUST only be used once.")

@@ -173,13 +173,19 @@ func TestPrivateKeyJWT(t *testing.T) {
 		"token_endpoint_auth_method": "private_key_jwt", "token_endpoint_auth_signing_alg": "ES256", "scope": "jobs",
 		"jwks": map[string]any{"keys": []any{pub}}})
 	id := reg["client_id"].(string)
-	assertion := func() string {
+	assertionFor := func(life time.Duration) string {
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
 		raw, _ := jwt.Signed(s).Claims(jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{l.base + "/token"},
-			ID: randString(12), Expiry: jwt.NewNumericDate(time.Now().Add(time.Minute)), IssuedAt: jwt.NewNumericDate(time.Now())}).Serialize()
+			ID: randString(12), Expiry: jwt.NewNumericDate(time.Now().Add(life)), IssuedAt: jwt.NewNumericDate(time.Now())}).Serialize()
 		return raw
 	}
-	a := assertion()
+	// An assertion valid for a century would keep its jti row that long.
+	long := url.Values{"grant_type": {"client_credentials"}, "scope": {"jobs"}, "client_id": {id},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertionFor(100 * 365 * 24 * time.Hour)}}
+	if st, out := postForm(t, l.base+"/token", long, "", ""); st != 401 || out["error"] != "invalid_client" {
+		t.Fatalf("a century-long assertion: %d %v", st, out)
+	}
+	a := assertionFor(time.Minute)
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"jobs"}, "client_id": {id},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
 	if st, out := postForm(t, l.base+"/token", form, "", ""); st != 200 || out["access_token"] == nil {
