@@ -139,6 +139,12 @@ type Federation struct {
 	ActiveKey func(ctx context.Context, alg string) (*keys.Signer, error)
 	// Limits bounds the live streams served and the peer feeds read.
 	Limits Limits
+	// Resolver resolves the account DIDs that peers' events name, through
+	// the cloud's guarded outbound client; nil: a resolver on the default
+	// guarded client of this cloud's issuer (outbound.go). A zero
+	// did.Resolver would let an event naming a did:web on a loopback host
+	// reach that host.
+	Resolver *did.Resolver
 
 	streams      streamState
 	wake         wakeup

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"sync"
 
+	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/internal/safehttp"
 )
 
@@ -36,3 +37,11 @@ func guardedFor(issuer string) *safehttp.Client {
 }
 
 func defaultClient(issuer string) *http.Client { return guardedFor(issuer).Streaming() }
+
+// resolver resolves the account DIDs named in peers' events.
+func (f *Federation) resolver() *did.Resolver {
+	if f.Resolver != nil {
+		return f.Resolver
+	}
+	return &did.Resolver{HTTP: guardedFor(f.Issuer)}
+}

@@ -648,7 +648,7 @@ func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Docum
 	if ok {
 		return doc, nil
 	}
-	doc, err := (&did.Resolver{}).Resolve(ctx, id)
+	doc, err := f.resolver().Resolve(ctx, id)
 	if err != nil {
 		return nil, err
 	}
