@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -22,18 +23,89 @@ import (
 const ChallengeLifetime = 30 * time.Minute
 
 // authorize is the authorization endpoint.
+//
+// Request objects are not supported: a request parameter is answered
+// request_not_supported, and a request_uri that is not one of our pushed
+// requests (par.go) request_uri_not_supported, both redirected to the
+// client once the rest of the request has been validated. Neither is ever
+// parsed or fetched.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, err := p.newAuthorizeRequest(ctx, r)
+	var unsupported error
+	pushed := false
+	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
+		f := r.Form
+		switch uri := f.Get("request_uri"); {
+		case f.Has("request"):
+			unsupported = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters themselves.")
+		case uri != "" && isPushedURI(uri):
+			form, err := p.takePushed(ctx, uri, f.Get("client_id"))
+			if err != nil {
+				// The client's redirect URI is not known here: the
+				// pushed request held it.
+				p.authorizeError(w, r, nil, err)
+				return
+			}
+			r = requestWithForm(ctx, r, form)
+			pushed = true
+		case f.Has("request_uri"):
+			unsupported = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from the pushed authorization request endpoint are accepted.")
+		}
+		if !pushed {
+			f.Del("request")
+			f.Del("request_uri")
+		}
+	}
+	ar, err := p.parseAuthorizeRequest(ctx, r)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
+		return
+	}
+	if unsupported != nil {
+		p.authorizeError(w, r, ar, unsupported)
 		return
 	}
 	if err := checkBounds(ar.GetRequestForm()); err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
+	if c, ok := ar.GetClient().(*Client); ok && c.RequirePushedAuthorizationRequests && !pushed {
+		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("This client must send its authorization requests through the pushed authorization request endpoint."))
+		return
+	}
 	p.proceed(w, r, ar, nil)
+}
+
+// parseAuthorizeRequest validates an authorization request with fosite.
+// state is optional (OpenID Connect Core 3.1.2.1 recommends it): fosite
+// refuses a state shorter than MinParameterEntropy as its very last check,
+// with everything else validated, so that error alone is dropped for a
+// request without state.
+func (p *Provider) parseAuthorizeRequest(ctx context.Context, r *http.Request) (fosite.AuthorizeRequester, error) {
+	ar, err := p.newAuthorizeRequest(ctx, r)
+	return ar, stateOptional(ar, err)
+}
+
+// stateOptional drops fosite's invalid_state error for a request that
+// carries no state. fosite has no setting for an optional state: its
+// MinParameterEntropy of 0 means its default of 8, so the provider sets 1
+// (any non-empty state, and any nonce, passes) and lets an absent one
+// through here.
+func stateOptional(ar fosite.AuthorizeRequester, err error) error {
+	if err != nil && ar != nil && ar.GetState() == "" && errors.Is(err, fosite.ErrInvalidState) {
+		return nil
+	}
+	return err
+}
+
+// requestWithForm is r as a GET of /authorize with the given parameters.
+func requestWithForm(ctx context.Context, r *http.Request, form string) *http.Request {
+	r2 := r.Clone(ctx)
+	r2.Method = http.MethodGet
+	r2.URL = &url.URL{Path: "/authorize", RawQuery: form}
+	r2.Body = http.NoBody
+	r2.Form, r2.PostForm, r2.MultipartForm = nil, nil, nil
+	return r2
 }
 
 // resume continues an authorization request after login or consent.
@@ -54,12 +126,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 
 // rebuild validates the stored authorization request again.
 func (p *Provider) rebuild(ctx context.Context, r *http.Request, ch *Challenge) (fosite.AuthorizeRequester, error) {
-	r2 := r.Clone(ctx)
-	r2.Method = http.MethodGet
-	r2.URL = &url.URL{Path: "/authorize", RawQuery: ch.Form}
-	r2.Body = http.NoBody
-	r2.Form, r2.PostForm = nil, nil
-	return p.newAuthorizeRequest(ctx, r2)
+	return p.parseAuthorizeRequest(ctx, requestWithForm(ctx, r, ch.Form))
 }
 
 func (p *Provider) loadChallenge(ctx context.Context, id string) (*Challenge, error) {
@@ -96,7 +163,7 @@ func (p *Provider) newChallenge(ctx context.Context, ar fosite.AuthorizeRequeste
 
 func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	if ar != nil && ar.IsRedirectURIValid() && ar.GetClient() != nil && !stateTooLong(ar) {
-		p.oauth.WriteAuthorizeError(r.Context(), w, ar, err)
+		p.writeAuthorizeErrorRedirect(w, r, ar, err)
 		return
 	}
 	// Unknown client or unregistered redirect URI: never redirect. Nor
@@ -120,20 +187,12 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	ctx := r.Context()
 	client := ar.GetClient().(*Client)
 	pr := prompts(ar)
-	if slices.Contains(pr, "none") && len(pr) > 1 {
-		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values."))
-		return
-	}
-	if !slices.Contains(ar.GetRequestedScopes(), "openid") {
-		p.authorizeError(w, r, ar, fosite.ErrInvalidScope.WithHint("The openid scope is required."))
-		return
-	}
-	if err := checkPKCE(ar, client); err != nil {
+	if err := checkRequest(ar, client); err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	if _, err := privacy.ParseClaimsRequest(ar.GetRequestForm().Get("claims")); err != nil {
-		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint(err.Error()))
+	if err := askAudience(ar); err != nil {
+		p.authorizeError(w, r, ar, err)
 		return
 	}
 	now := p.now()
@@ -148,7 +207,9 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	if ch != nil {
 		notBefore = ch.NotBefore
 	} else {
-		if slices.Contains(pr, "login") {
+		// select_account: a browser holds one sign-on, so choosing an
+		// account is signing in again, as this one or another.
+		if slices.Contains(pr, "login") || slices.Contains(pr, "select_account") {
 			notBefore = now
 		}
 		if ma := ar.GetRequestForm().Get("max_age"); ma != "" {
@@ -251,7 +312,63 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	p.activity(ctx, r, acct.DID, privacy.ActivityTokenIssued, client.ClientID, map[string]any{
 		"scopes": []string(ar.GetGrantedScopes()), "id_token_claims": session.releasedIDToken,
 	})
-	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+	p.writeAuthorizeResponse(w, r, ar, resp)
+}
+
+// checkRequest refuses, before any page is shown, what the provider does
+// not accept in an authorization request, pushed or not.
+func checkRequest(ar fosite.AuthorizeRequester, client *Client) error {
+	pr := prompts(ar)
+	if slices.Contains(pr, "none") && len(pr) > 1 {
+		return fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values.")
+	}
+	if !slices.Contains(ar.GetRequestedScopes(), "openid") {
+		return fosite.ErrInvalidScope.WithHint("The openid scope is required.")
+	}
+	if err := checkPKCE(ar, client); err != nil {
+		return err
+	}
+	cr, err := privacy.ParseClaimsRequest(ar.GetRequestForm().Get("claims"))
+	if err != nil {
+		return fosite.ErrInvalidRequest.WithHint(err.Error())
+	}
+	return checkEssentialACR(cr)
+}
+
+// supportedACR is the one authentication context class this provider
+// asserts ("0": no assurance level claimed, OpenID Connect Core 2).
+const supportedACR = "0"
+
+// errUnmetAuthenticationRequirements is OpenID Connect Core 5.5.1.1's
+// answer to an essential acr that cannot be met.
+var errUnmetAuthenticationRequirements = &fosite.RFC6749Error{
+	ErrorField:       "unmet_authentication_requirements",
+	DescriptionField: "The authorization server cannot meet the authentication requirements of the request.",
+	CodeField:        http.StatusBadRequest,
+}
+
+// checkEssentialACR refuses a claims request that asks for acr as an
+// essential claim with values other than the one supported. A voluntary acr
+// request (and acr_values, always voluntary) is answered with acr "0".
+func checkEssentialACR(cr *privacy.ClaimsRequest) error {
+	for _, m := range []map[string]json.RawMessage{cr.IDToken, cr.UserInfo} {
+		raw, ok := m["acr"]
+		if !ok {
+			continue
+		}
+		var req struct {
+			Essential bool     `json:"essential"`
+			Value     *string  `json:"value"`
+			Values    []string `json:"values"`
+		}
+		if json.Unmarshal(raw, &req) != nil || !req.Essential {
+			continue
+		}
+		if req.Value != nil && *req.Value != supportedACR || req.Values != nil && !slices.Contains(req.Values, supportedACR) {
+			return errUnmetAuthenticationRequirements.WithHintf("Only the acr value %q is supported.", supportedACR)
+		}
+	}
+	return nil
 }
 
 // checkPKCE refuses, before any page is shown, what fosite would refuse only
@@ -316,8 +433,11 @@ func (p *Provider) authorizeSession(acct *identity.Account, sess *identity.Sessi
 	c.AuthTime = sess.AuthTime.Truncate(time.Second)
 	c.RequestedAt = requestedAt.Truncate(time.Second)
 	c.AuthenticationMethodsReferences = sess.AMR
-	c.AuthenticationContextClassReference = "0"
+	c.AuthenticationContextClassReference = supportedACR
 	c.Extra = claimValues(acct, released)
+	if sess.IDHash != "" {
+		c.Extra["sid"] = p.SessionID(sess.IDHash, client.ClientID) // back-channel logout (backchannel.go)
+	}
 	return &authSession{Session: s, releasedIDToken: released}, nil
 }
 
@@ -348,7 +468,11 @@ func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) erro
 	}
 	cr, _ := privacy.ParseClaimsRequest(s.ClaimsParam)
 	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: r.GetGrantedScopes(), Consent: consent, Settings: settings, Claims: cr, Target: privacy.TargetIDToken})
+	sid := s.Claims.Extra["sid"]
 	s.Claims.Extra = claimValues(acct, released)
+	if sid != nil {
+		s.Claims.Extra["sid"] = sid // the session the grant was made in (backchannel.go)
+	}
 	return nil
 }
 
@@ -393,6 +517,26 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// profileClaims are the claims an account has values for: those
+// claimValues fills. Discovery lists only these (and the token claims), and
+// only the scopes that can release one of them.
+var profileClaims = []string{"name", "preferred_username", "email", "email_verified", "updated_at", "did"}
+
+// advertisedScopes are the supported scopes that can release something:
+// openid and offline_access, and each claim scope with a claim in
+// profileClaims. Other scopes (address, phone) are accepted and release
+// nothing, since no account holds those values.
+func advertisedScopes() []string {
+	var out []string
+	for _, s := range SupportedScopes {
+		claims, isClaimScope := privacy.ScopeClaims[s]
+		if !isClaimScope || slices.ContainsFunc(claims, func(c string) bool { return slices.Contains(profileClaims, c) }) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // claimValues returns the values of the named claims for an account.

@@ -215,7 +215,7 @@ func (p *Provider) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	case "deny":
 		p.Store.DeleteChallenge(ctx, identity.HashToken(st.ch.IDHash))
 		p.activity(ctx, r, st.acct.DID, privacy.ActivityConsentDenied, cid, map[string]any{"scopes": []string(st.ar.GetRequestedScopes())})
-		p.oauth.WriteAuthorizeError(ctx, w, st.ar, fosite.ErrAccessDenied.WithHint("The person declined to share with this service."))
+		p.authorizeError(w, r, st.ar, fosite.ErrAccessDenied.WithHint("The person declined to share with this service."))
 		return
 	case "allow":
 	default:

@@ -15,8 +15,10 @@ import (
 )
 
 // logout implements OpenID Connect RP-Initiated Logout 1.0. With a valid
-// id_token_hint (expired is fine) the person is signed out at once and sent
-// to the registered post_logout_redirect_uri; without one the page asks
+// id_token_hint (expired is fine) naming the person signed in here, the
+// person is signed out at once and sent to the registered
+// post_logout_redirect_uri; without one, or with one naming someone else
+// (a forged or stale logout link must not sign anyone out), the page asks
 // before signing out.
 func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -71,7 +73,10 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 			target.RawQuery = q.Encode()
 		}
 	}
-	confirmed := hint != "" || (r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes")
+	confirmed := r.Method == http.MethodPost && r.PostForm.Get("confirm") == "yes"
+	if !confirmed && hint != "" {
+		confirmed = p.hintNamesSignedIn(r, hintSub, clientID)
+	}
 	if !confirmed {
 		p.Pages.Render(w, r, http.StatusOK, "logout", map[string]any{
 			"PostLogoutRedirectURI": redirect, "State": state, "ClientID": clientID,
@@ -79,8 +84,9 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := cookieValue(r, p.SessionCookie)
+	ended := func() {} // tells the services once the session has ended (backchannel.go)
 	if sess, acct, err := p.Sessions.Resolve(ctx, token); err == nil {
-		_ = sess
+		ended = func() { p.signedOut(ctx, acct.DID, sess.IDHash) }
 		p.activity(ctx, r, acct.DID, privacy.ActivityLogout, clientID, map[string]any{"hinted_sub": hintSub != ""})
 	}
 	endErr := p.Sessions.End(ctx, token)
@@ -98,11 +104,42 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 			"The server could not end your session, so you may still be signed in. Please try again in a moment.")
 		return
 	}
+	ended()
 	if target != nil {
 		http.Redirect(w, r, target.String(), http.StatusSeeOther)
 		return
 	}
 	p.Pages.Render(w, r, http.StatusOK, "logged_out", nil)
+}
+
+// hintNamesSignedIn reports whether an id_token_hint's subject, as issued
+// to clientID, is the person signed in to this browser, or nobody is (then
+// signing out changes nothing). It is false when that cannot be told.
+func (p *Provider) hintNamesSignedIn(r *http.Request, hintSub, clientID string) bool {
+	ctx := r.Context()
+	_, acct, err := p.Sessions.Resolve(ctx, cookieValue(r, p.SessionCookie))
+	if errors.Is(err, identity.ErrNoSession) {
+		return true
+	}
+	if err != nil || hintSub == "" || clientID == "" {
+		return false
+	}
+	if hintSub == acct.DID {
+		return true
+	}
+	c, err := LookupClient(ctx, p.Store, clientID)
+	if err != nil {
+		return false
+	}
+	_, consent, settings, err := p.releaseContext(ctx, acct.DID, clientID)
+	if err != nil {
+		return false
+	}
+	if settings == nil {
+		settings = privacy.DefaultSettings()
+	}
+	sub, err := p.subject(acct, c, consent, settings)
+	return err == nil && sub == hintSub
 }
 
 func audiences(v any) []string {

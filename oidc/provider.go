@@ -99,6 +99,11 @@ type Provider struct {
 	discovery []byte
 
 	challenges challengeGuard // per-IP budget and live count of stored challenges (challenges.go)
+
+	par parGuard // per-client budget of pushed authorization requests (par.go)
+
+	cors corsOrigins      // origins of every registered client, for preflights (cors.go)
+	bc   backchannelState // logout deliveries (backchannel.go)
 }
 
 // New builds a provider; call Mount to serve it.
@@ -141,14 +146,14 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		TokenURL:                       p.Issuer + "/token",
 		GlobalSecret:                   p.GlobalSecret,
 		ScopeStrategy:                  fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		AudienceMatchingStrategy:       exactAudience,
 		EnforcePKCE:                    false,
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
 		RefreshTokenScopes:             []string{"offline_access"},
 		JWTScopeClaimKey:               jwt.JWTScopeFieldString,
 		ClientSecretsHasher:            secretHasher{},
-		MinParameterEntropy:            8,
+		MinParameterEntropy:            1, // the lowest fosite takes: state and nonce are optional (stateOptional)
 		SendDebugMessagesToClients:     false,
 		RedirectSecureChecker:          fosite.IsRedirectURISecureStrict,
 		// The code row keeps what PKCE and OpenID Connect need at the token
@@ -156,6 +161,13 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		SanitationWhiteList: []string{"code_challenge", "code_challenge_method", "nonce", "max_age", "prompt",
 			"acr_values", "id_token_hint", "claims", "redirect_uri", "scope", "response_type", "state"},
 		HTTPClient: nil,
+
+		// Pushed authorization requests (par.go): a request_uri lives a
+		// minute; required per client, not cloud-wide
+		// (require_pushed_authorization_requests).
+		PushedAuthorizeContextLifespan:  PARLifetime,
+		PushedAuthorizeRequestURIPrefix: parURIPrefix,
+		IsPushedAuthorizeEnforced:       false,
 	}
 	fs := &fositeStore{st: p.Store, now: p.Now, refreshClaims: p.refreshIDClaims, cacheIssued: p.RevocationsAnnounced}
 	fs.access.ttl, fs.access.max = accessTTL, accessCacheMax
@@ -177,10 +189,13 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		compose.OAuth2PKCEFactory,
 		compose.OpenIDConnectExplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
+		compose.PushedAuthorizeHandlerFactory,
 	)
 	for i, h := range fc.TokenEndpointHandlers {
 		fc.TokenEndpointHandlers[i] = ownGrantOnly{h}
 	}
+	fc.TokenEndpointHandlers.Append(unsupportedGrant{config: fc}) // last (grants.go)
+	fc.ClientAuthenticationStrategy = p.authenticateClient
 	d, err := json.Marshal(p.discoveryDocument())
 	if err != nil {
 		return nil, err
@@ -195,6 +210,8 @@ func (p *Provider) Mount(r chi.Router) {
 	r.Get("/jwks.json", p.serveJWKS)
 	r.Head("/.well-known/openid-configuration", p.serveDiscovery)
 	r.Head("/jwks.json", p.serveJWKS)
+	r.Options("/.well-known/openid-configuration", publicPreflight)
+	r.Options("/jwks.json", publicPreflight)
 	r.Group(func(r chi.Router) {
 		r.Use(httpx.PageHeaders)
 		r.Get("/authorize", p.authorize)
@@ -205,11 +222,15 @@ func (p *Provider) Mount(r chi.Router) {
 		r.Get("/logout", p.logout)
 		r.With(crossOrigin).Post("/logout", p.logout)
 	})
-	r.With(p.Limits.PerIP(6000, time.Minute, true)).Post("/token", p.token)
-	r.Get("/userinfo", p.userinfo)
-	r.Post("/userinfo", p.userinfo)
-	r.Post("/revoke", p.revoke)
+	r.With(p.Limits.PerIP(6000, time.Minute, true), p.corsFor(requestClientID)).Post("/token", p.token)
+	r.With(p.corsFor(accessTokenClientID)).Get("/userinfo", p.userinfo)
+	r.With(p.corsFor(accessTokenClientID)).Post("/userinfo", p.userinfo)
+	r.With(p.corsFor(requestClientID)).Post("/revoke", p.revoke)
+	r.Options("/token", p.preflight("POST"))
+	r.Options("/userinfo", p.preflight("GET, POST"))
+	r.Options("/revoke", p.preflight("POST"))
 	r.Post("/introspect", p.introspect)
+	r.With(p.Limits.PerIP(PARPerIP, PARWindow, true)).Post("/par", p.pushedAuthorize)
 	// One budget for every registration write: an update fetches a
 	// sector_identifier_uri as a registration does.
 	regLimit := p.Limits.PerIP(20, time.Hour, true)
@@ -243,9 +264,9 @@ func (p *Provider) baseDiscovery() map[string]any {
 		"end_session_endpoint":                                     iss + "/logout",
 		"revocation_endpoint":                                      iss + "/revoke",
 		"introspection_endpoint":                                   iss + "/introspect",
-		"scopes_supported":                                         SupportedScopes,
+		"scopes_supported":                                         advertisedScopes(),
 		"response_types_supported":                                 []string{"code"},
-		"response_modes_supported":                                 []string{"query"},
+		"response_modes_supported":                                 []string{"query", "form_post"},
 		"grant_types_supported":                                    SupportedGrantTypes,
 		"subject_types_supported":                                  []string{"pairwise", "public"},
 		"id_token_signing_alg_values_supported":                    SupportedSigningAlgs,
@@ -254,24 +275,26 @@ func (p *Provider) baseDiscovery() map[string]any {
 		"revocation_endpoint_auth_methods_supported":               SupportedAuthMethods,
 		"introspection_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
 		"code_challenge_methods_supported":                         []string{"S256"},
-		"claims_supported":                                         append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp"}, privacy.ReleasableClaims()...),
+		"claims_supported":                                         append([]string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp"}, profileClaims...),
 		"claims_parameter_supported":                               true,
 		"claim_types_supported":                                    []string{"normal"},
 		"request_parameter_supported":                              false,
 		"request_uri_parameter_supported":                          false,
 		"require_request_uri_registration":                         false,
-		"prompt_values_supported":                                  []string{"none", "login", "consent"},
+		"prompt_values_supported":                                  []string{"none", "login", "consent", "select_account"},
 		"acr_values_supported":                                     []string{"0"},
 		"frontchannel_logout_supported":                            false,
-		"backchannel_logout_supported":                             false,
-		"authorization_response_iss_parameter_supported":           false,
+		"backchannel_logout_supported":                             true,
+		"backchannel_logout_session_supported":                     true,
+		"authorization_response_iss_parameter_supported":           true,
+		"pushed_authorization_request_endpoint":                    iss + "/par",
 		"access_token_signing_alg_values_supported":                SupportedSigningAlgs,
 		"userinfo_signing_alg_values_supported":                    []string{},
 		"service_documentation":                                    iss + "/",
 		"op_policy_uri":                                            iss + "/",
 		"require_pushed_authorization_requests":                    false,
 		"tls_client_certificate_bound_access_tokens":               false,
-		"dpop_signing_alg_values_supported":                        []string{},
+		"dpop_signing_alg_values_supported":                        DPoPSigningAlgs,
 		"registration_endpoint_auth_methods_supported":             []string{},
 		"authorization_signing_alg_values_supported":               []string{},
 		"introspection_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256", "EdDSA"},

@@ -55,7 +55,7 @@ func TestDiscovery(t *testing.T) {
 		"response_types_supported":         {"code"},
 		"code_challenge_methods_supported": {"S256"},
 		"grant_types_supported":            {"authorization_code", "refresh_token", "client_credentials"},
-		"response_modes_supported":         {"query"},
+		"response_modes_supported":         {"query", "form_post"},
 	}
 	for field, want := range exactly {
 		if got := strs(field); !slices.Equal(got, want) {
@@ -64,10 +64,10 @@ func TestDiscovery(t *testing.T) {
 	}
 	atLeast := map[string][]string{
 		"subject_types_supported":               {"pairwise", "public"},
-		"scopes_supported":                      {"openid", "profile", "email", "address", "phone", "did", "offline_access"},
+		"scopes_supported":                      {"openid", "profile", "email", "did", "offline_access"},
 		"token_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
 		"id_token_signing_alg_values_supported": {"ES256", "EdDSA", "RS256"},
-		"claims_supported":                      {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "address", "phone_number", "did", "preferred_username"},
+		"claims_supported":                      {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified", "did", "preferred_username"},
 		"prompt_values_supported":               {"none", "login", "consent"},
 	}
 	for field, want := range atLeast {

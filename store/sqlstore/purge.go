@@ -25,6 +25,8 @@ var expiring = []struct{ table, key string }{
 	{"client_assertion_jtis", "jti_hash"},
 	{"federation_revoked_tokens", "issuer, token_hash"},
 	{"webauthn_ceremonies", "id_hash"},
+	{"pushed_auth_requests", "uri_hash"},
+	{"dpop_jtis", "jti_hash"},
 }
 
 // PurgeExpired deletes what can no longer be used: expired codes, tokens

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Transactions", testTransactions},
 		{"ChallengesAndPurge", testChallengesPurge},
 		{"ChallengeBounds", testChallengeBounds},
+		{"PushedRequests", testPushedRequests},
 		{"ReleaseContext", testReleaseContext},
 		{"PasskeyUsers", testPasskeyUsers},
 		{"Passkeys", testPasskeys},
@@ -77,6 +78,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Peers", testPeers},
 		{"EventLog", testEventLog},
 		{"EventOrderConcurrent", testEventOrderConcurrent},
+		{"DPoPJTIs", testDPoPJTIs},
+		{"Backchannel", testBackchannel},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
