@@ -65,6 +65,8 @@ type Registrar struct {
 	// RemoteService finds a peer's service for forks across clouds; nil
 	// when this cloud does not federate.
 	RemoteService func(ctx context.Context, issuer, clientID string) (*RemoteService, error)
+	// Changed is told of every client registered (nil: nobody).
+	Changed func(clientID string)
 }
 
 // RegisterRequest is a registration: metadata plus an optional client-chosen
@@ -125,6 +127,9 @@ func (g *Registrar) Register(ctx context.Context, req *RegisterRequest) (*Regist
 	if err := g.Store.CreateClient(ctx, &StoredClient{ClientID: id, SecretHash: secretHash,
 		RegistrationTokenHash: hashSecret([]byte(regToken)), Metadata: raw, CreatedAt: now, UpdatedAt: now}); err != nil {
 		return nil, err
+	}
+	if g.Changed != nil {
+		g.Changed(id)
 	}
 	out.ClientIDIssuedAt = now.Unix()
 	out.RegistrationAccessToken = regToken
@@ -193,6 +198,9 @@ func checkMetadata(md *Metadata) error {
 			return badMeta("%v", err)
 		}
 	}
+	if err := checkResources(md.Resources); err != nil {
+		return badMeta("%v", err)
+	}
 	for name, u := range map[string]string{"client_uri": md.ClientURI, "logo_uri": md.LogoURI, "policy_uri": md.PolicyURI,
 		"tos_uri": md.TOSURI, "source_code_uri": md.SourceCodeURI, "jwks_uri": md.JWKSURI, "sector_identifier_uri": md.SectorIdentifierURI} {
 		if u == "" {
@@ -201,6 +209,16 @@ func checkMetadata(md *Metadata) error {
 		if err := checkURL(u, name); err != nil {
 			return badMeta("%v", err)
 		}
+	}
+	if err := checkCORSOrigins(md.AllowedCORSOrigins); err != nil {
+		return badMeta("%v", err)
+	}
+	if md.BackchannelLogoutURI != "" {
+		if err := checkURL(md.BackchannelLogoutURI, "backchannel_logout_uri"); err != nil {
+			return badMeta("%v", err)
+		}
+	} else if md.BackchannelLogoutSessionRequired {
+		return badMeta("backchannel_logout_session_required needs a backchannel_logout_uri")
 	}
 	if len(md.ClientName) > 200 {
 		return badMeta("client_name is longer than 200 characters")
@@ -447,7 +465,8 @@ func writeRegError(w http.ResponseWriter, err error) bool {
 }
 
 func (p *Provider) registrar() *Registrar {
-	return &Registrar{Store: p.Store, Issuer: p.Issuer, Outbound: p.Outbound, Now: p.Now, RemoteService: p.RemoteService}
+	return &Registrar{Store: p.Store, Issuer: p.Issuer, Outbound: p.Outbound, Now: p.Now, RemoteService: p.RemoteService,
+		Changed: p.clientChanged}
 }
 
 func readMetadata(w http.ResponseWriter, r *http.Request) (*RegisterRequest, bool) {
@@ -602,6 +621,10 @@ func (p *Provider) registrationUpdate(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if err := sectorKept(&old.Metadata, &md); err != nil {
+		writeRegError(w, err)
+		return
+	}
 	if (old.TokenEndpointAuthMethod == "none") != (md.TokenEndpointAuthMethod == "none") {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_client_metadata", "error_description": "a client cannot switch between public and confidential"})
 		return
@@ -617,7 +640,7 @@ func (p *Provider) registrationUpdate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 		return
 	}
-	p.fstore.clients.forget(sc.ClientID)
+	p.clientChanged(sc.ClientID)
 	out, _ := p.registrationView(sc)
 	writeJSON(w, http.StatusOK, out)
 }
@@ -631,6 +654,34 @@ func (p *Provider) registrationDelete(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
 		return
 	}
-	p.fstore.clients.forget(sc.ClientID)
+	p.clientChanged(sc.ClientID)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// clientChanged drops what this process keeps about a client that was
+// registered, changed or deleted: its cached copy and the set of
+// registered origins.
+func (p *Provider) clientChanged(clientID string) {
+	p.fstore.clients.forget(clientID)
+	p.cors.invalidate()
+}
+
+// sectorKept refuses an update that would move a client to another
+// pairwise sector (OIDC Core 8.1): every person's sub at the service would
+// change, and each would silently become a new user of it. A client that
+// has only ever been public, or that had no redirect URIs (client
+// credentials only: nobody has a sub there yet), may change. To move the
+// redirect URIs to another host, a sector_identifier_uri on the old
+// sector's host that lists every new redirect URI keeps the sector.
+func sectorKept(old, md *Metadata) error {
+	if old.Sector == md.Sector || len(old.RedirectURIs) == 0 || (old.SubjectType == "public" && md.SubjectType == "public") {
+		return nil
+	}
+	to := md.Sector
+	if to == "" {
+		to = "none"
+	}
+	return badMeta("this update would move the service from pairwise sector %q to %q, which changes every person's sub: "+
+		"they would all appear as new users. Keep the redirect URIs on %s, or register a sector_identifier_uri on %s "+
+		"whose JSON array lists every redirect URI (OIDC Core 8.1)", old.Sector, to, old.Sector, old.Sector)
 }

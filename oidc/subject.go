@@ -24,6 +24,10 @@ func PairwiseSubject(secret []byte, sector string) string {
 // the sector chosen in the consent (the family's for a fork the person
 // carried their account over to) or the client's own.
 func (p *Provider) subject(a *identity.Account, c *Client, consent *privacy.Consent, settings *privacy.Settings) (string, error) {
+	return subjectFor(p.Accounts, a, c, consent, settings)
+}
+
+func subjectFor(accounts *identity.Service, a *identity.Account, c *Client, consent *privacy.Consent, settings *privacy.Settings) (string, error) {
 	if c.SubjectType == "public" || settings.SubjectModeFor(c.ClientID) == "public" {
 		return a.DID, nil
 	}
@@ -31,7 +35,7 @@ func (p *Provider) subject(a *identity.Account, c *Client, consent *privacy.Cons
 	if consent != nil && consent.SubjectSector != "" {
 		sector = consent.SubjectSector
 	}
-	secret, err := p.Accounts.PairwiseSecret(a)
+	secret, err := accounts.PairwiseSecret(a)
 	if err != nil {
 		return "", err
 	}

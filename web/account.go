@@ -548,7 +548,7 @@ func (h *Handler) apiServices(w http.ResponseWriter, r *http.Request) (any, erro
 }
 
 func (h *Handler) postRevoke(w http.ResponseWriter, r *http.Request) error {
-	err := h.PrivacySvc.Revoke(r.Context(), current(r).acct.DID, r.PostForm.Get("client_id"), h.meta(r))
+	err := h.revokeConsent(r, r.PostForm.Get("client_id"))
 	if errors.Is(err, privacy.ErrNoConsent) {
 		return store.ErrNotFound
 	}
@@ -560,7 +560,7 @@ func (h *Handler) postRevoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) apiRevoke(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := h.PrivacySvc.Revoke(r.Context(), current(r).acct.DID, chi.URLParam(r, "client_id"), h.meta(r)); err != nil {
+	if err := h.revokeConsent(r, chi.URLParam(r, "client_id")); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -920,7 +920,11 @@ func (h *Handler) deleteAccount(r *http.Request, password string) error {
 		}
 		return h.errUnavailable(r, "password check", err)
 	}
+	queue := h.endingSignIns(r.Context(), m.acct.DID, "")
 	return h.Privacy.InTx(r.Context(), func(ctx context.Context) error {
+		if err := queue(ctx); err != nil {
+			return err
+		}
 		if err := h.Privacy.ForgetAccount(ctx, m.acct.DID); err != nil {
 			return err
 		}

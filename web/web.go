@@ -105,6 +105,10 @@ type Handler struct {
 	// HomeClouds lists the peer clouds offered on the sign-in page
 	// ("sign in with your home cloud"); nil offers none.
 	HomeClouds func(ctx context.Context) ([]HomeCloud, error)
+
+	// EndingSignIns prepares the logout tokens owed to services when a
+	// person's sign-in with them ends (backchannel.go); nil tells nobody.
+	EndingSignIns func(ctx context.Context, did, clientID string) (queue func(ctx context.Context) error)
 }
 
 // Mount adds the routes to r.

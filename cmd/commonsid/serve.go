@@ -127,6 +127,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	cl.db.OnEvents(fed.EventsAppended)
 	cl.db.OnEvents(provider.EventsAppended)
 	fed.ActiveKey = provider.ActiveKey
+	if bc := provider.Backchannel(); bc != nil {
+		pages.EndingSignIns = bc.Ending
+	}
 	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
@@ -177,6 +180,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		defer ds.Close()
 	}
 	go purgeLoop(ctx, cl, log)
+	// Logout tokens to services; COMMONSID_BACKCHANNEL_RETRY is the wait
+	// after a first failed delivery (the next is four times as long).
+	go provider.RunBackchannel(ctx, envDuration(c.env, "COMMONSID_BACKCHANNEL_RETRY", oidc.DefaultBackchannelRetry))
 	go fed.Run(ctx)
 	select {
 	case err := <-errc:

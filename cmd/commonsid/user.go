@@ -273,8 +273,12 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	case "disable":
 		// A disabled account signs in nowhere: its sessions end and its
 		// tokens are revoked with the change.
+		queue := cl.endingSignIns(ctx, a.DID)
 		err = cl.db.InTx(ctx, func(ctx context.Context) error {
 			if err := cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled); err != nil {
+				return err
+			}
+			if err := queue(ctx); err != nil {
 				return err
 			}
 			if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
@@ -286,7 +290,11 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	case "enable":
 		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
 	case "delete":
+		queue := cl.endingSignIns(ctx, a.DID)
 		err = cl.db.InTx(ctx, func(ctx context.Context) error {
+			if err := queue(ctx); err != nil {
+				return err
+			}
 			if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
 				return err
 			}
