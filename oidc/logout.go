@@ -36,7 +36,7 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		tok, err := p.signer.Decode(ctx, hint)
 		var ve *jwt.ValidationError
 		if err != nil && !(errors.As(err, &ve) && ve.Has(jwt.ValidationErrorExpired) && tok != nil && tok.Claims != nil) ||
-			tok != nil && tok.Header["typ"] == "at+jwt" {
+			tok != nil && !idTokenType(tok.Header["typ"]) {
 			p.errorPage(w, r, http.StatusBadRequest, "Logout refused", "The id_token_hint is not an ID token issued here.")
 			return
 		}
@@ -158,4 +158,15 @@ func audiences(v any) []string {
 		return a
 	}
 	return nil
+}
+
+// idTokenType reports a JOSE typ an ID token may carry: none or JWT. Access
+// tokens (at+jwt), logout tokens (logout+jwt) and every other explicitly
+// typed token are something else.
+func idTokenType(typ any) bool {
+	switch t, _ := typ.(string); strings.ToLower(t) {
+	case "", "jwt":
+		return true
+	}
+	return false
 }

@@ -186,9 +186,14 @@ func TestBackchannelLogout(t *testing.T) {
 			if p := b.get(l.base + "/logout?id_token_hint=" + url.QueryEscape(rawA)); p.status != http.StatusOK {
 				t.Fatalf("logout: %d", p.status)
 			}
-			c := verifyLogoutToken(t, ks, l.base, appA.conf.ClientID, recvA.next(t, "sign-out at A"))
+			logoutTok := recvA.next(t, "sign-out at A")
+			c := verifyLogoutToken(t, ks, l.base, appA.conf.ClientID, logoutTok)
 			if c["sid"] != idA["sid"] || c["sub"] != idA["sub"] {
 				t.Fatalf("sign-out token for A: sid %v sub %v, ID token sid %v sub %v", c["sid"], c["sub"], idA["sid"], idA["sub"])
+			}
+			// A logout token is no ID token: it cannot stand in as a hint.
+			if p := b.get(l.base + "/logout?id_token_hint=" + url.QueryEscape(logoutTok)); p.status != http.StatusBadRequest {
+				t.Fatalf("a logout token as id_token_hint: %d", p.status)
 			}
 			c = verifyLogoutToken(t, ks, l.base, appB.conf.ClientID, recvB.next(t, "sign-out at B (third attempt)"))
 			if c["sid"] != idB["sid"] || c["sub"] != idB["sub"] {
