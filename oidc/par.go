@@ -199,6 +199,9 @@ func (p *Provider) pushedAuthorize(w http.ResponseWriter, r *http.Request) {
 		if err = checkBounds(form); err == nil {
 			err = checkRequest(ar, client)
 		}
+		if err == nil {
+			err = askAudience(ar) // resource: as at /authorize, refused when pushed
+		}
 	}
 	if err != nil {
 		p.oauth.WritePushedAuthorizeError(ctx, w, ar, err)

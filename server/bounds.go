@@ -50,7 +50,7 @@ func limitFor(r *http.Request) httpx.Limit {
 		// no trustworthy place to redirect an error to, so every refusal is
 		// a page.
 		return httpx.Limit{Body: FormBodyBytes, Query: AuthorizeQueryBytes, Unique: true, Repeatable: repeatableParams}
-	case p == "/token", p == "/revoke", p == "/introspect":
+	case p == "/token", p == "/revoke", p == "/introspect", p == "/par":
 		return httpx.Limit{Body: FormBodyBytes, Query: QueryBytes, Unique: true, Repeatable: repeatableParams, JSON: true}
 	case p == "/userinfo", p == "/register", strings.HasPrefix(p, "/register/"),
 		strings.HasPrefix(p, "/account/api/"), strings.HasPrefix(p, "/login/passkey/"):

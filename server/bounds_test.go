@@ -29,6 +29,7 @@ func (formArea) Mount(r chi.Router) {
 		io.WriteString(w, "ok")
 	}
 	r.Post("/token", parse)
+	r.Post("/par", parse)
 	r.Post("/consent", parse)
 	r.Post("/signup/import", parse)
 	r.Get("/authorize", parse)
@@ -85,6 +86,8 @@ func TestRouteBounds(t *testing.T) {
 		{"token over 64 KiB", "POST", "/token", form, "a=" + strings.Repeat("x", FormBodyBytes), 413, true},
 		{"token duplicate", "POST", "/token", form, "grant_type=x&grant_type=y", 400, true},
 		{"token multipart", "POST", "/token", "multipart/form-data; boundary=b", "--b--\r\n", 400, true},
+		{"pushed request of 20 KiB", "POST", "/par", form, "state=" + strings.Repeat("x", 20<<10), 200, false},
+		{"pushed request duplicate", "POST", "/par", form, "scope=a&scope=b", 400, true},
 		{"consent repeats claim", "POST", "/consent", form, "claim=a&claim=b", 200, false},
 		{"consent over 64 KiB", "POST", "/consent", form, "a=" + strings.Repeat("x", FormBodyBytes), 413, false},
 		{"consent multipart", "POST", "/consent", "multipart/form-data; boundary=b", "--b--\r\n", 415, false},

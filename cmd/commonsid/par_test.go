@@ -114,6 +114,16 @@ func TestPushedAuthorization(t *testing.T) {
 		if st, out := push(bad, app.conf.ClientID, app.conf.ClientSecret); st != http.StatusBadRequest || out["error"] != "request_not_supported" {
 			t.Errorf("push with a request object: %d %v", st, out)
 		}
+		bad.Del("request")
+		bad.Set("resource", "https://api.elsewhere.example/")
+		if st, out := push(bad, app.conf.ClientID, app.conf.ClientSecret); st != http.StatusBadRequest || out["error"] != "invalid_target" {
+			t.Errorf("push naming a resource not registered for the client: %d %v", st, out)
+		}
+		bad.Del("resource")
+		bad.Add("scope", "openid")
+		if st, out := push(bad, app.conf.ClientID, app.conf.ClientSecret); st != http.StatusBadRequest || out["error"] != "invalid_request" {
+			t.Errorf("push with a parameter given twice: %d %v", st, out)
+		}
 		// An unknown request_uri of ours is invalid_request_uri, shown as a
 		// page: the redirect URI is not known.
 		p := b.get(authorizeURL(app, "urn:ietf:params:oauth:request_uri:not-pushed"))
