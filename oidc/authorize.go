@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/ory/fosite"
 
 	"github.com/onecommons/commonsid/identity"
@@ -162,6 +163,12 @@ func (p *Provider) newChallenge(ctx context.Context, ar fosite.AuthorizeRequeste
 }
 
 func (p *Provider) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	// A client that could not be read is no unknown client: the person is
+	// told to try again, and the service hears nothing.
+	if cause, down := unavailableCause(err); down {
+		p.serverError(w, r, cause)
+		return
+	}
 	if ar != nil && ar.IsRedirectURIValid() && ar.GetClient() != nil && !stateTooLong(ar) {
 		p.writeAuthorizeErrorRedirect(w, r, ar, err)
 		return
@@ -489,9 +496,13 @@ func (p *Provider) settings(ctx context.Context, did string) (*privacy.Settings,
 	return s, err
 }
 
+// serverError answers a sign-in step that failed for the server's reasons
+// (in practice the database): 503 with Retry-After, nothing half done, the
+// cause logged with the request id and without personal data.
 func (p *Provider) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	p.Log.ErrorContext(r.Context(), "authorization failed", "err", err)
-	p.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "The server could not complete the sign-in. It has been logged; please try again.")
+	p.Log.ErrorContext(r.Context(), "authorization failed, answered 503", "request_id", middleware.GetReqID(r.Context()), "err", identity.RootCause(err))
+	w.Header().Set("Retry-After", retryAfter)
+	p.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", "The sign-in could not be completed right now. Please try again in a moment.")
 }
 
 func cookieValue(r *http.Request, name string) string {

@@ -23,8 +23,6 @@ import (
 // assertion and a secret) is refused with invalid_request: which one
 // counts would otherwise depend on the order of the checks.
 
-const assertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
 // authUsedKey carries, to fositeStore.GetClient, the method the request
 // being authenticated uses.
 type authUsedKey struct{}

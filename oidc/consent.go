@@ -69,6 +69,10 @@ func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, chal
 		return nil, false
 	}
 	_, acct, err := p.Sessions.Resolve(ctx, cookieValue(r, p.SessionCookie))
+	if err != nil && !errors.Is(err, identity.ErrNoSession) {
+		p.serverError(w, r, err)
+		return nil, false
+	}
 	if err != nil {
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape("/authorize/resume?challenge="+ch.IDHash), http.StatusSeeOther)
 		return nil, false

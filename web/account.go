@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
@@ -59,10 +60,20 @@ func (h *Handler) requireAccount(api bool) func(http.Handler) http.Handler {
 				tok = c.Value
 			}
 			sess, acct, err := h.Sessions.Resolve(r.Context(), tok)
-			if err != nil {
-				if !errors.Is(err, identity.ErrNoSession) {
-					h.Log.ErrorContext(r.Context(), "resolve session", "err", err)
+			if err != nil && !errors.Is(err, identity.ErrNoSession) {
+				// The session could not be read: that says nothing about
+				// whether the person is signed in.
+				h.Log.ErrorContext(r.Context(), "resolve session, answered 503", "request_id", middleware.GetReqID(r.Context()), "err", identity.RootCause(err))
+				w.Header().Set("Retry-After", RetryAfterSeconds)
+				if api {
+					writeAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "your session could not be read right now; try again")
+				} else {
+					h.Render(w, r, http.StatusServiceUnavailable, "error", map[string]any{"Title": "Temporarily unavailable",
+						"Message": "Your account could not be read right now. Please try again in a moment."})
 				}
+				return
+			}
+			if err != nil {
 				if api {
 					writeAPIError(w, http.StatusUnauthorized, "login_required", "sign in first")
 					return
@@ -203,8 +214,9 @@ func (h *Handler) api(fn func(w http.ResponseWriter, r *http.Request) (any, erro
 		case isSettingsError(err):
 			writeAPIError(w, http.StatusBadRequest, "invalid_request", strings.ReplaceAll(err.Error(), "\n", "; "))
 		default:
-			h.Log.ErrorContext(r.Context(), "account api", "path", r.URL.Path, "err", identity.RootCause(err))
-			writeAPIError(w, http.StatusInternalServerError, "server_error", "the server could not complete the request")
+			h.Log.ErrorContext(r.Context(), "account api, answered 503", "path", r.URL.Path, "request_id", middleware.GetReqID(r.Context()), "err", identity.RootCause(err))
+			w.Header().Set("Retry-After", RetryAfterSeconds)
+			writeAPIError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the server could not complete the request right now; nothing was changed, try again")
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/onecommons/commonsid/identity"
@@ -180,8 +181,12 @@ func (h *Handler) wrap(fn func(http.ResponseWriter, *http.Request) error) http.H
 		default:
 			// Store errors name the handle or DID they were about:
 			// the cause alone keeps personal data out of the log.
-			h.Log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", identity.RootCause(err))
-			he = &httpError{http.StatusInternalServerError, "Something went wrong", "The server could not complete the request. It has been logged; please try again."}
+			// What is left failed for the server's reasons, in practice
+			// the database: nothing was done, and trying again later may
+			// work (503 with Retry-After).
+			h.Log.ErrorContext(r.Context(), "page failed, answered 503", "path", r.URL.Path, "request_id", middleware.GetReqID(r.Context()), "err", identity.RootCause(err))
+			w.Header().Set("Retry-After", RetryAfterSeconds)
+			he = &httpError{http.StatusServiceUnavailable, "Temporarily unavailable", "The server could not complete the request right now. Nothing was changed; please try again in a moment."}
 		}
 		h.Render(w, r, he.status, "error", map[string]any{"Title": he.title, "Message": he.msg})
 	})
