@@ -143,9 +143,16 @@ func (w withGrantAudience) GetGrantedAudience() fosite.Arguments { return w.aud 
 // checkResources validates the resources member of a registration:
 // absolute https URIs (http on a loopback host), without a fragment, at
 // most maxResources.
-func checkResources(rs []string) error {
-	if len(rs) > maxResources {
-		return fmt.Errorf("resources: at most %d", maxResources)
+func checkResources(rs []string) error { return ValidateResources(rs, maxResources) }
+
+// MaxCloudResources bounds Config.Resources.
+const MaxCloudResources = 100
+
+// ValidateResources checks resource identifiers (RFC 8707 §2): at most max
+// absolute https URIs (http on a loopback host) without fragment.
+func ValidateResources(rs []string, max int) error {
+	if len(rs) > max {
+		return fmt.Errorf("resources: at most %d", max)
 	}
 	for _, r := range rs {
 		u, err := url.Parse(r)

@@ -116,6 +116,10 @@ type Client struct {
 	// the secret method the request actually used; "" on the registered
 	// client.
 	authUsed string
+
+	// cloudResources are the resources the cloud lets every client ask
+	// for (Config.Resources), set when the client is read.
+	cloudResources []string
 }
 
 var (
@@ -165,7 +169,8 @@ func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == "none" }
 // resources and its own client_id, the audience of a token when none was
 // asked (so that a refresh keeps it).
 func (c *Client) GetAudience() fosite.Arguments {
-	return append(slices.Clone(c.Resources), c.ClientID)
+	out := append(slices.Clone(c.Resources), c.cloudResources...)
+	return append(out, c.ClientID)
 }
 
 // GetRequestURIs returns no request_uris: request objects are not supported.

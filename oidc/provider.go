@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -58,6 +59,10 @@ type Config struct {
 	Outbound *safehttp.Client
 	// Limits rate-limits the token and registration endpoints.
 	Limits *limits.Limits
+	// Resources are resource servers (RFC 8707 resource identifiers) that
+	// every client may ask an access token for, besides those registered
+	// for the client.
+	Resources []string
 }
 
 // Provider is the OpenID provider.
@@ -133,6 +138,9 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 	if len(p.GlobalSecret) < 32 {
 		return nil, errors.New("oidc: GlobalSecret must be at least 32 bytes")
 	}
+	if err := ValidateResources(p.Resources, MaxCloudResources); err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
 	p.ring = newKeyring(p.Keys)
 	p.signer = &signer{ring: p.ring, issuer: p.Issuer}
 	fc := &fosite.Config{
@@ -169,7 +177,7 @@ func New(cfg Config, p *Provider) (*Provider, error) {
 		PushedAuthorizeRequestURIPrefix: parURIPrefix,
 		IsPushedAuthorizeEnforced:       false,
 	}
-	fs := &fositeStore{st: p.Store, now: p.Now, refreshClaims: p.refreshIDClaims, cacheIssued: p.RevocationsAnnounced}
+	fs := &fositeStore{st: p.Store, now: p.Now, refreshClaims: p.refreshIDClaims, cacheIssued: p.RevocationsAnnounced, resources: p.Resources}
 	fs.access.ttl, fs.access.max = accessTTL, accessCacheMax
 	p.release.ttl, p.release.max = releaseTTL, releaseCacheMax
 	hmacStrategy := compose.NewOAuth2HMACStrategy(fc)

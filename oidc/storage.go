@@ -33,6 +33,8 @@ type fositeStore struct {
 
 	clients clientCache
 	access  accessCache
+	// resources are Config.Resources, which every client may ask for.
+	resources []string
 	// cacheIssued caches access-token grants as they are issued (see
 	// Provider.RevocationsAnnounced).
 	cacheIssued bool
@@ -124,6 +126,7 @@ func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, 
 	if err != nil {
 		return nil, err
 	}
+	c.cloudResources = s.resources
 	s.clients.put(c, now)
 	return authViewOf(ctx, c), nil
 }

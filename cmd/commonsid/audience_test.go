@@ -188,3 +188,26 @@ func TestAudienceResource(t *testing.T) {
 		}
 	})
 }
+
+// TestAudienceCloudResources: a resource the cloud lets every client ask
+// for (COMMONSID_RESOURCES) is granted to a client that registered none;
+// anything else stays invalid_target.
+func TestAudienceCloudResources(t *testing.T) {
+	const shared = "https://api.commons.example/"
+	e := sqliteEnv(t)
+	e["COMMONSID_RESOURCES"] = shared
+	l := startLive(t, e)
+	reg := register(t, context.Background(), l.base, map[string]any{"client_name": "plain-worker", "grant_types": []string{"client_credentials"}, "scope": "jobs"})
+	id, secret := reg["client_id"].(string), reg["client_secret"].(string)
+	cc := func(resource string) answer {
+		return call(t, l.base+"/token", url.Values{"grant_type": {"client_credentials"}, "resource": {resource}}, id, secret, "")
+	}
+	a := cc(shared)
+	if a.status != 200 {
+		t.Fatalf("the cloud's resource: %d %v", a.status, a.body)
+	}
+	wantAud(t, "the cloud's resource", accessClaims(t, a.body["access_token"].(string)), shared)
+	if a := cc("https://api.elsewhere.example/"); a.status != 400 || a.body["error"] != "invalid_target" {
+		t.Fatalf("a resource neither registered nor the cloud's: %d %v", a.status, a.body)
+	}
+}

@@ -173,6 +173,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown command", nil, "", []string{"frobnicate"}, "unknown command", 2},
 		{"bad issuer", env{"COMMONSID_ISSUER": "http://example.org"}, "", []string{"user", "list"}, "must use https", 2},
 		{"bad addr", nil, "", []string{"serve", "--addr", "nonsense"}, "must be host:port", 2},
+		{"bad COMMONSID_RESOURCES", env{"COMMONSID_RESOURCES": "https://api.example/,ftp://files.example/"}, "", []string{"serve"}, "COMMONSID_RESOURCES: resources: \"ftp://files.example/\" must be https", 2},
+		{"bad COMMONSID_OUTBOUND_ALLOW", env{"COMMONSID_OUTBOUND_ALLOW": "10.1.0.0"}, "", []string{"serve"}, "COMMONSID_OUTBOUND_ALLOW: \"10.1.0.0\" is not a network", 2},
 		{"unknown account", nil, "", []string{"user", "show", "nobody"}, `no account "nobody"`, 1},
 		{"retire unknown key", nil, "", []string{"keys", "retire", "nope"}, `no signing key "nope"`, 1},
 		{"bad alg", nil, "", []string{"keys", "rotate", "--alg", "HS256"}, "unsupported signing algorithm", 2},

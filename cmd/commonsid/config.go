@@ -15,6 +15,7 @@ import (
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/internal/safehttp"
+	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/store/sqlstore"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// fetches may reach although they are private: peers on the
 	// operator's own network.
 	OutboundAllow string
+	// Resources lists resource servers (RFC 8707 resource URIs,
+	// comma-separated) every client may ask access tokens for.
+	Resources string
 
 	outbound *outboundClient // built once, see outbound.go
 }
@@ -74,6 +78,7 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	c.Secret = env("COMMONSID_SECRET")
 	c.OutboundLoopback = envOr(env, "COMMONSID_OUTBOUND_LOOPBACK", "auto")
 	c.OutboundAllow = env("COMMONSID_OUTBOUND_ALLOW")
+	c.Resources = env("COMMONSID_RESOURCES")
 }
 
 // serveFlags registers the flags of `serve`.
@@ -157,6 +162,9 @@ func (c *Config) Validate(serving bool) error {
 	case "", "auto", "deny":
 	default:
 		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_LOOPBACK %q: use auto or deny", c.OutboundLoopback))
+	}
+	if err := oidc.ValidateResources(c.resources(), oidc.MaxCloudResources); err != nil {
+		errs = append(errs, fmt.Errorf("COMMONSID_RESOURCES: %w", err))
 	}
 	if _, err := safehttp.ParseNets(c.OutboundAllow); err != nil {
 		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_ALLOW: %w", err))
@@ -247,4 +255,15 @@ func (c *Config) Limits() (*limits.Limits, error) {
 		return nil, fmt.Errorf("--rate-limit %q: use on, off or a positive factor", c.RateLimit)
 	}
 	return &limits.Limits{Scale: f}, nil
+}
+
+// resources is COMMONSID_RESOURCES as a list.
+func (c *Config) resources() []string {
+	var out []string
+	for _, r := range strings.Split(c.Resources, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -98,6 +98,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
 		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
 		SessionCookie: web.SessionCookieName(strings.HasPrefix(cfg.Issuer, "https://")), Limits: lim, Outbound: cfg.Outbound(log).Client,
+		Resources: cfg.resources(),
 	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log,
 		RemoteService:        cl.remoteService,
 		RevocationsAnnounced: cl.db.Dialect() == sqlstore.Postgres,
