@@ -9,7 +9,14 @@ cd "$(dirname "$0")/.."
 STATICCHECK_VERSION=v0.8.2
 export COMMONSID_TEST_REQUIRE_POSTGRES=1
 
-step() { printf '\n== %s\n' "$*"; }
+# Each phase prints its name and, when the next one starts, how long it took.
+phase_start=$SECONDS
+phase_name=""
+step() {
+  [ -n "$phase_name" ] && printf '(%s: %d s)\n' "$phase_name" $((SECONDS - phase_start))
+  phase_name="$*" phase_start=$SECONDS
+  printf '\n== %s\n' "$*"
+}
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
@@ -58,4 +65,6 @@ done
 go test -run '^$' -fuzz '^FuzzOpen$' -fuzztime 2000x ./portable
 
 step "go test -race ./..."
-go test -race -count=1 "$@" ./...
+# The race-enabled command-line package takes 8 minutes on an idle 2-core
+# machine; the limit leaves room for a busy one.
+go test -race -count=1 -timeout 40m "$@" ./...
