@@ -3,10 +3,10 @@ package federation
 import (
 	"context"
 	"net"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/onecommons/commonsid/internal/testnet"
 )
 
 // TestEventDIDNotFetchedFromInternalAddress: an event that names a did:web
@@ -14,27 +14,11 @@ import (
 // nowhere; a zero did.Resolver (what this used before) would have fetched
 // the document from that host.
 func TestEventDIDNotFetchedFromInternalAddress(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Write([]byte("HTTP/1.1 500 internal-service-banner\r\n\r\n"))
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	addr, conns := testnet.Internal(t, "HTTP/1.1 500 internal-service-banner\r\n\r\n")
+	_, port, _ := net.SplitHostPort(addr)
 	f := &Federation{Issuer: "https://cloud.example"}
-	id := "did:web:127.0.0.1%3A" + strconv.Itoa(port) + ":users:alice"
-	_, err = f.accountDocument(context.Background(), id)
+	id := "did:web:127.0.0.1%3A" + port + ":users:alice"
+	_, err := f.accountDocument(context.Background(), id)
 	if err == nil {
 		t.Fatal("a did:web on a loopback host resolved")
 	}

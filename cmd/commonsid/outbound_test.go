@@ -7,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,31 +19,13 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/onecommons/commonsid/internal/testnet"
 )
 
-// internalService is a raw TCP listener standing for a service on the
-// cloud's own network: it counts connections and greets like MySQL.
-func internalService(t *testing.T) (addr string, conns *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	conns = new(atomic.Int64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Write([]byte("MYSQL-GREETING 5.7.42-log\r\n"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().String(), conns
-}
+// mysqlGreeting is what the stand-in internal service writes: a guarded
+// fetch must neither reach it nor repeat it.
+const mysqlGreeting = "MYSQL-GREETING 5.7.42-log\r\n"
 
 // redirector answers every request with a redirect to target, counting
 // requests.
@@ -94,7 +75,7 @@ func TestOutboundSectorIdentifier(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := startLive(t, mk(t))
-			internal, conns := internalService(t)
+			internal, conns := testnet.Internal(t, mysqlGreeting)
 			front, _ := redirector(t, "http://"+internal+"/sector.json")
 			body, _ := json.Marshal(map[string]any{"client_name": "s", "redirect_uris": []string{"https://a.example/cb"},
 				"sector_identifier_uri": front.URL + "/sector.json"})
@@ -121,7 +102,7 @@ func TestOutboundSectorIdentifier(t *testing.T) {
 // TestOutboundImportDIDWeb: /signup/import of an export whose cloud is a
 // did:web on 127.0.0.1 makes no connection there when loopback is denied.
 func TestOutboundImportDIDWeb(t *testing.T) {
-	internal, conns := internalService(t)
+	internal, conns := testnet.Internal(t, mysqlGreeting)
 	// The exporting cloud's issuer is the internal port itself: its
 	// did:web names 127.0.0.1:PORT.
 	a := sqliteEnv(t)

@@ -14,34 +14,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/onecommons/commonsid/internal/testnet"
 )
 
 // secret is what the internal listeners answer; no error may show it.
 const secret = "MYSQL-GREETING 5.7.42"
-
-// internalListener is a raw TCP listener standing for an internal service:
-// it writes a greeting and counts connections.
-func internalListener(t *testing.T) (addr string, conns *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	conns = new(atomic.Int64)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			c.Write([]byte(secret + "\r\n"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().String(), conns
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -113,7 +91,7 @@ func TestAllowed(t *testing.T) {
 // TestRefusedAfterResolution: loopback refused whether named by literal or
 // by a name that resolves to it; the internal listener sees no connection.
 func TestRefusedAfterResolution(t *testing.T) {
-	addr, conns := internalListener(t)
+	addr, conns := testnet.Internal(t, secret+"\r\n")
 	_, port, _ := net.SplitHostPort(addr)
 	c := New(Options{Log: quiet()})
 	ctx := context.Background()
@@ -173,7 +151,7 @@ func TestLoopbackAllowed(t *testing.T) {
 // refused, and a same-origin redirect whose name now resolves to an
 // internal address (DNS rebinding) is refused at the second dial.
 func TestRedirects(t *testing.T) {
-	internal, conns := internalListener(t)
+	internal, conns := testnet.Internal(t, secret+"\r\n")
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("other")) }))
 	defer other.Close()
 	var hits atomic.Int64
@@ -279,7 +257,7 @@ func TestTimeout(t *testing.T) {
 // TestErrorsGeneric: a status, a refused connection and a server that
 // answers garbage all give the same text.
 func TestErrorsGeneric(t *testing.T) {
-	internal, _ := internalListener(t)
+	internal, _ := testnet.Internal(t, secret+"\r\n")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, secret, http.StatusTeapot)
 	}))
