@@ -157,7 +157,7 @@ func (p *Provider) takePushed(ctx context.Context, requestURI, clientID string) 
 // parGuard holds the push budgets.
 type parGuard struct {
 	once      sync.Once
-	perClient *limits.KeyBudget
+	perClient *limits.Budget
 }
 
 // pushedAuthorize is the pushed authorization request endpoint.
@@ -183,7 +183,7 @@ func (p *Provider) pushedAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.par.once.Do(func() { p.par.perClient = p.Limits.PerKeyBudget(PARPerClient, PARWindow) })
-	if ok, wait := p.par.perClient.Take(r, client.ClientID); !ok {
+	if ok, wait := p.par.perClient.TakeKey(r, client.ClientID); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "slow_down",
 			"error_description": "Too many pushed authorization requests for this client; retry after the number of seconds in Retry-After."})
