@@ -37,6 +37,9 @@ type Limits struct {
 	// the peer reconnects from its cursor. It frees the place of a
 	// connection that died without a word.
 	StreamMaxAge time.Duration
+	// MaxQuarantine is how many refused events are kept in quarantine per
+	// peer (default DefaultMaxQuarantine); the oldest give way.
+	MaxQuarantine int
 }
 
 // Defaults of Limits.
@@ -118,6 +121,8 @@ type StreamStats struct {
 	Refused  int64 // stream requests refused at a cap
 	Stalled  int64 // served streams ended by the write timeout
 	Oversize int64 // peer pages and streams dropped for passing a size limit
+	// Quarantined counts peer events put in quarantine (quarantine.go).
+	Quarantined int64
 }
 
 // streamState is the bookkeeping behind Limits.
@@ -128,6 +133,8 @@ type streamState struct {
 	refused  atomic.Int64
 	stalled  atomic.Int64
 	oversize atomic.Int64
+	// quarantined counts events put in quarantine (quarantine.go).
+	quarantined atomic.Int64
 }
 
 // Stats reports the counters of the stream limits.
@@ -136,7 +143,7 @@ func (f *Federation) Stats() StreamStats {
 	serving := f.streams.total
 	f.streams.mu.Unlock()
 	return StreamStats{Serving: serving, Refused: f.streams.refused.Load(), Stalled: f.streams.stalled.Load(),
-		Oversize: f.streams.oversize.Load()}
+		Oversize: f.streams.oversize.Load(), Quarantined: f.streams.quarantined.Load()}
 }
 
 // acquireStream takes a place for a live stream of peer, or reports with

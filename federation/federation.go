@@ -118,6 +118,8 @@ type Store interface {
 	PutRemoteService(ctx context.Context, issuer, clientID string, metadata []byte, at time.Time) error
 	RemoteService(ctx context.Context, issuer, clientID string) ([]byte, error)
 	DeleteRemoteService(ctx context.Context, issuer, clientID string) error
+
+	QuarantineStore // quarantine.go
 }
 
 // Federation is this cloud's side of the commons.

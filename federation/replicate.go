@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +125,12 @@ func (f *Federation) syncPeer(ctx context.Context, issuer string) error {
 	if err := f.CatchUp(ctx, p); err != nil {
 		return err
 	}
+	// Quarantined events get a few attempts of their own at each
+	// reconnect: a path that tampered may have healed, a key may be known
+	// now.
+	if _, err := f.retry(ctx, p, 0, AutoRetryAttempts); err != nil {
+		return err
+	}
 	if p.LastError != "" {
 		f.Store.SetPeerError(ctx, issuer, "")
 		p.LastError = ""
@@ -138,7 +145,7 @@ func (f *Federation) CatchUp(ctx context.Context, p *Peer) error {
 		if err != nil {
 			return err
 		}
-		if err := f.ApplyBatch(ctx, p, page.Events); err != nil {
+		if err := f.ApplyBatch(ctx, p, page.Events); err != nil && !errors.Is(err, ErrQuarantined) {
 			return err
 		}
 		if !page.More {
@@ -247,7 +254,7 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 				break drain
 			}
 		}
-		if err := f.ApplyBatch(ctx, p, batch); err != nil {
+		if err := f.ApplyBatch(ctx, p, batch); err != nil && !errors.Is(err, ErrQuarantined) {
 			return err
 		}
 		for _, it := range batch {
@@ -287,20 +294,42 @@ func (f *Federation) Apply(ctx context.Context, p *Peer, it Item) error {
 
 // ApplyBatch verifies events of peer p and applies them, in order, exactly
 // once, in one transaction that also moves the peer's cursor. An event
-// whose signature, issuer or sequence does not check out is rejected,
-// logged and recorded; the events before it are applied, and the cursor
-// stays before it so that it is fetched again (a tampering path may heal).
-// An event signed by the peer whose content cannot be applied is recorded
-// as rejected and passed over.
+// whose signature, issuer or sequence does not check out, or whose content
+// cannot be applied, is recorded as rejected and quarantined
+// (quarantine.go), with the later events of its account; the others are
+// applied and the cursor moves to the last event that verified, so that
+// the feed goes on. The error is then ErrQuarantined. Any other failure
+// (the store, the context) applies nothing of the batch and is returned:
+// the follower fetches it again.
 func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) error {
 	type verified struct {
 		it Item
 		pl *Payload
 	}
+	type refused struct {
+		it           Item
+		typ, account string
+		reason       string
+		heldBy       int64
+	}
 	var (
-		batch    []verified
-		rejected error
+		batch []verified
+		bad   []refused
 	)
+	// Accounts with an event in quarantine: their later events wait.
+	held := holdSet{}
+	inQuarantine := map[int64]string{} // seq → the account it holds
+	qs, err := f.Store.ListQuarantined(ctx, p.Issuer, f.maxQuarantine()+1)
+	if err != nil {
+		return fmt.Errorf("quarantine of %s: %w", p.Issuer, err)
+	}
+	for _, q := range qs {
+		inQuarantine[q.Seq] = ""
+		if holdsAccount(q.Type, q.AccountDID) {
+			inQuarantine[q.Seq] = q.AccountDID
+			held.add(q.AccountDID, q.Seq)
+		}
+	}
 	last := p.Cursor
 	for _, it := range items {
 		if it.Seq == 0 || it.Seq <= last {
@@ -308,59 +337,95 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 		}
 		pl, err := f.verify(ctx, p, it)
 		if err != nil {
-			f.reject(ctx, p, it, err.Error())
-			rejected = fmt.Errorf("%w: %s event %d: %v", ErrRejected, p.Issuer, it.Seq, err)
-			break
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The sequence of an event that does not verify is not the
+			// peer's word: it does not move the cursor.
+			typ, account := claimed(it)
+			bad = append(bad, refused{it: it, typ: typ, account: account, reason: err.Error()})
+			if holdsAccount(typ, account) {
+				held.add(account, it.Seq)
+			}
+			continue
 		}
-		batch = append(batch, verified{it, pl})
 		last = pl.Seq
+		batch = append(batch, verified{it, pl})
 	}
-	if len(batch) == 0 {
-		return rejected
-	}
-	var skipped []verified
-	err := f.Store.InTx(ctx, func(ctx context.Context) error {
-		skipped = skipped[:0]
-		seen := map[string]string{} // account → state last written in this batch
-		for _, v := range batch {
-			fresh, err := f.Store.MarkApplied(ctx, &Applied{Peer: p.Issuer, Seq: v.pl.Seq, Type: v.pl.Type, AccountDID: v.pl.Account,
-				EventAt: time.UnixMicro(v.pl.At).UTC(), AppliedAt: f.now()})
-			if err != nil {
-				return err
-			}
-			if !fresh {
-				continue
-			}
-			if v.pl.Type == "account.updated" || v.pl.Type == "account.created" {
-				// The feed carries the account's current state: the same
-				// state again changes nothing.
-				key := v.pl.Account + "\x00" + string(v.pl.Data)
-				if seen[v.pl.Account] == key {
+	var skipped []refused
+	if len(batch) > 0 {
+		err := f.Store.InTx(ctx, func(ctx context.Context) error {
+			skipped = skipped[:0]
+			seen := map[string]string{} // account → state last written in this batch
+			hold := held.clone()
+			for _, v := range batch {
+				if b := hold.blocker(v.pl.Account, v.pl.Seq); b != 0 && holdsAccount(v.pl.Type, v.pl.Account) {
+					skipped = append(skipped, refused{it: v.it, typ: v.pl.Type, account: v.pl.Account, heldBy: b,
+						reason: fmt.Sprintf("held behind quarantined event %d of the same account", b)})
 					continue
 				}
-				seen[v.pl.Account] = key
-			} else {
-				delete(seen, v.pl.Account)
-			}
-			if err := f.applyPayload(ctx, p, v.pl, v.it.PersonJWS != ""); err != nil {
-				if errors.Is(err, ErrRejected) {
-					skipped = append(skipped, v)
+				fresh, err := f.Store.MarkApplied(ctx, &Applied{Peer: p.Issuer, Seq: v.pl.Seq, Type: v.pl.Type, AccountDID: v.pl.Account,
+					EventAt: time.UnixMicro(v.pl.At).UTC(), AppliedAt: f.now()})
+				if err != nil {
+					return err
+				}
+				if !fresh {
 					continue
 				}
-				return fmt.Errorf("apply %s event %d (%s): %w", p.Issuer, v.pl.Seq, v.pl.Type, err)
+				if acct, ok := inQuarantine[v.pl.Seq]; ok {
+					// The genuine event arrived after a copy that failed: the
+					// copy leaves the quarantine.
+					if err := f.Store.DeleteQuarantined(ctx, p.Issuer, v.pl.Seq); err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					hold.remove(acct, v.pl.Seq)
+				}
+				if v.pl.Type == "account.updated" || v.pl.Type == "account.created" {
+					// The feed carries the account's current state: the same
+					// state again changes nothing.
+					key := v.pl.Account + "\x00" + string(v.pl.Data)
+					if seen[v.pl.Account] == key {
+						continue
+					}
+					seen[v.pl.Account] = key
+				} else {
+					delete(seen, v.pl.Account)
+				}
+				if err := f.applyPayload(ctx, p, v.pl, v.it.PersonJWS != ""); err != nil {
+					if errors.Is(err, ErrRejected) {
+						if holdsAccount(v.pl.Type, v.pl.Account) {
+							hold.add(v.pl.Account, v.pl.Seq)
+						}
+						skipped = append(skipped, refused{it: v.it, typ: v.pl.Type, account: v.pl.Account,
+							reason: "content: " + v.pl.Type + " could not be applied: " + err.Error()})
+						continue
+					}
+					return fmt.Errorf("apply %s event %d (%s): %w", p.Issuer, v.pl.Seq, v.pl.Type, err)
+				}
 			}
+			end := batch[len(batch)-1].pl
+			return f.Store.SetPeerCursor(ctx, p.Issuer, end.Seq, time.UnixMicro(end.At).UTC())
+		})
+		if err != nil {
+			return err
 		}
-		end := batch[len(batch)-1].pl
-		return f.Store.SetPeerCursor(ctx, p.Issuer, end.Seq, time.UnixMicro(end.At).UTC())
-	})
-	if err != nil {
-		return err
+		p.Cursor = last
 	}
-	for _, v := range skipped {
-		f.reject(ctx, p, v.it, "content: "+v.pl.Type+" could not be applied")
+	if len(bad)+len(skipped) == 0 {
+		return nil
 	}
-	p.Cursor = last
-	return rejected
+	// What was refused or held is quarantined in sequence order.
+	bad = append(bad, skipped...)
+	sort.Slice(bad, func(i, j int) bool { return bad[i].it.Seq < bad[j].it.Seq })
+	for _, r := range bad {
+		if r.heldBy == 0 {
+			f.reject(ctx, p, r.it, r.reason)
+		}
+		if err := f.quarantine(context.WithoutCancel(ctx), p, r.it, r.typ, r.account, r.reason, r.heldBy); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %d events of %s, the first %d: %s", ErrQuarantined, len(bad), p.Issuer, bad[0].it.Seq, bad[0].reason)
 }
 
 func (f *Federation) reject(ctx context.Context, p *Peer, it Item, reason string) {

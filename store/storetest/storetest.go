@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"PasskeysForgotten", testPasskeysForgotten},
 		{"Ceremonies", testCeremonies},
 		{"Peers", testPeers},
+		{"Quarantine", testQuarantine},
 		{"EventLog", testEventLog},
 		{"EventOrderConcurrent", testEventOrderConcurrent},
 		{"DPoPJTIs", testDPoPJTIs},
