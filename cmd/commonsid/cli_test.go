@@ -232,6 +232,7 @@ func TestBadInput(t *testing.T) {
 
 func TestKeysRotateRetire(t *testing.T) {
 	e := sqliteEnv(t)
+	e.must(t, "", "migrate", "up") // keys list only looks: it needs a cloud
 	list := e.must(t, "", "keys", "list")
 	if strings.Count(list, "active") != 1 {
 		t.Fatalf("first list: %s", list)

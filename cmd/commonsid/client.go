@@ -36,7 +36,11 @@ func runClient(ctx context.Context, c *cli, args []string) error {
 	default:
 		return usagef("unknown client command %q; %s", sub, clientUsage)
 	}
-	cl, fs, err := openForCommand(ctx, c, "client "+sub, args, nil)
+	open := openForCommand
+	if sub != "delete" {
+		open = openForReading
+	}
+	cl, fs, err := open(ctx, c, "client "+sub, args, nil)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
@@ -23,6 +25,10 @@ type cloud struct {
 	kek      *keys.KEK
 	keys     *keys.Manager
 	accounts *identity.Service
+	// issuerKnown is set when the issuer is recorded in the database or
+	// was given: commands that tell others who this cloud is (export,
+	// import, peer add) need it.
+	issuerKnown bool
 }
 
 func (cl *cloud) Close() error { return cl.db.Close() }
@@ -33,6 +39,17 @@ const kekCheckKey = "kek_check"
 // key-encryption key, opens and migrates the database and checks that the
 // key belongs to it. On any error nothing is left changed.
 func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool) (*cloud, error) {
+	// A read-only command leaves no trace where it found no cloud: not
+	// even the data folder it would have made.
+	dirMade := false
+	if cfg.mustExist {
+		if err := cloudExists(cfg); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(cfg.DataDir); os.IsNotExist(err) {
+			dirMade = cfg.needsDataDir()
+		}
+	}
 	if cfg.needsDataDir() {
 		if err := prepareDataDir(cfg.DataDir, log); err != nil {
 			return nil, err
@@ -54,6 +71,9 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 		if kekCreated {
 			os.Remove(filepath.Join(cfg.DataDir, keys.KEKFile))
 		}
+		if dirMade {
+			os.Remove(cfg.DataDir) // only if empty
+		}
 	}
 	db, err := sqlstore.Open(ctx, cfg.DSN())
 	if err != nil {
@@ -70,6 +90,11 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 	if check, err := db.GetMeta(ctx, kekCheckKey); err == nil {
 		if kek.Verify(check) != nil {
 			return fail(errors.New("the key-encryption key does not match this database: restore the data folder's kek file or the COMMONSID_SECRET it was created with"))
+		}
+	}
+	if cfg.mustExist {
+		if _, err := db.GetMeta(ctx, kekCheckKey); err != nil {
+			return fail(fmt.Errorf("no cloud in database %s (looked for its tables and found none): give the --db or --data of an existing cloud", db.String()))
 		}
 	}
 	if migrate {
@@ -92,13 +117,140 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 			return fail(errors.New("the key-encryption key does not match this database"))
 		}
 	}
+	known, err := resolveIssuer(ctx, cfg, db, log, migrate)
+	if err != nil {
+		return fail(err)
+	}
 	km := &keys.Manager{Store: db, KEK: kek}
 	accounts := identity.NewService(db, kek, cfg.Issuer)
 	accounts.Log = log
 	return &cloud{
 		cfg: cfg, log: log, db: db, kek: kek, keys: km,
-		accounts: accounts,
+		accounts: accounts, issuerKnown: known,
 	}, nil
+}
+
+// cloudExists reports a data folder without a SQLite database, before
+// anything is created there. (A PostgreSQL database without a cloud is
+// found once it is opened.)
+func cloudExists(cfg *Config) error {
+	dialect, path, err := sqlstore.ParseDSN(cfg.DSN())
+	if err != nil {
+		return err
+	}
+	if dialect == sqlstore.SQLite {
+		// Only an absent file means "no cloud"; a folder that cannot be
+		// read or made is reported as such by the ordinary checks.
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			return fmt.Errorf("no cloud in data folder %s: there is no database %s (give the --data or --db of an existing cloud; serve creates one)", cfg.DataDir, path)
+		}
+	}
+	return nil
+}
+
+// issuerKey is the meta key of the issuer the cloud is known by.
+const issuerKey = "issuer"
+
+// resolveIssuer settles cfg.Issuer against the one recorded in the
+// database and reports whether the issuer is known (recorded or given).
+//
+//   - Recorded and not given: the recorded one is used.
+//   - Recorded and given differently: refused, except by `serve` when
+//     nothing depends on the recorded name (no accounts homed here, no
+//     peers, no live tokens) or with --change-issuer; the accounts homed
+//     under the old name move to the new one.
+//   - Not recorded: `serve`, or any command given an issuer, records it.
+//     Accounts the command line made before then were homed under the
+//     default name; they are this cloud's, so they move to the recorded
+//     issuer. Commands without an issuer keep the default provisionally
+//     and record nothing.
+//
+// With write false (migrate status) nothing is recorded.
+func resolveIssuer(ctx context.Context, cfg *Config, db *sqlstore.DB, log *slog.Logger, write bool) (bool, error) {
+	raw, err := db.GetMeta(ctx, issuerKey)
+	if err != nil && !isNotFound(err) {
+		if write {
+			return false, err
+		}
+		raw = nil // not migrated yet: no meta table
+	}
+	recorded := string(raw)
+	now := time.Now().UTC()
+	switch {
+	case recorded == "":
+		if !write || (!cfg.serving && !cfg.issuerGiven) {
+			return cfg.issuerGiven, nil
+		}
+		var adopted int64
+		err := db.InTx(ctx, func(ctx context.Context) error {
+			stored, err := db.PutMetaIfAbsent(ctx, issuerKey, []byte(cfg.Issuer))
+			if err != nil {
+				return err
+			}
+			if string(stored) != cfg.Issuer {
+				return fmt.Errorf("this cloud's issuer was just recorded as %s by another process; --issuer %s contradicts it", stored, cfg.Issuer)
+			}
+			if cfg.Issuer != defaultIssuer {
+				adopted, err = db.RehomeAccounts(ctx, defaultIssuer, cfg.Issuer, true, now)
+			}
+			return err
+		})
+		if err != nil {
+			return false, fmt.Errorf("record the issuer: %w", err)
+		}
+		log.Info("issuer recorded", "issuer", cfg.Issuer, "accounts_adopted", adopted)
+		return true, nil
+	case !cfg.issuerGiven || cfg.Issuer == recorded:
+		cfg.Issuer = recorded
+		return true, nil
+	case !cfg.serving:
+		return false, fmt.Errorf("this cloud's issuer is %s (recorded by serve) but --issuer or COMMONSID_ISSUER says %s: leave it out to use the recorded one; to rename the cloud run serve --issuer %s --change-issuer", recorded, cfg.Issuer, cfg.Issuer)
+	}
+	use, err := db.IssuerUse(ctx, recorded, now)
+	if err != nil {
+		return false, err
+	}
+	if use.Any() && !cfg.ChangeIssuer {
+		return false, fmt.Errorf("this cloud's issuer is %s (recorded) and --issuer says %s: renaming it would break %s; use the recorded issuer, or pass --change-issuer to rename the cloud anyway", recorded, cfg.Issuer, renameBreaks(use))
+	}
+	var moved int64
+	err = db.InTx(ctx, func(ctx context.Context) error {
+		if err := db.PutMeta(ctx, issuerKey, []byte(cfg.Issuer)); err != nil {
+			return err
+		}
+		var err error
+		moved, err = db.RehomeAccounts(ctx, recorded, cfg.Issuer, false, now)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("rename the cloud: %w", err)
+	}
+	log.Warn("cloud renamed", "from", recorded, "to", cfg.Issuer, "accounts_rehomed", moved, "peers", use.Peers, "live_tokens", use.Tokens)
+	return true, nil
+}
+
+// renameBreaks says what renaming a cloud breaks.
+func renameBreaks(u sqlstore.IssuerUse) string {
+	var parts []string
+	if u.Accounts > 0 {
+		parts = append(parts, fmt.Sprintf("%d accounts homed here (their services and peers know them under the old name; exports and move statements name it)", u.Accounts))
+	}
+	if u.Peers > 0 {
+		parts = append(parts, fmt.Sprintf("%d peers (they pinned this cloud under the old name and did:web, and would have to remove and add it again)", u.Peers))
+	}
+	if u.Tokens > 0 {
+		parts = append(parts, fmt.Sprintf("%d live codes and tokens (their issuer no longer matches, so services reject them and people sign in again)", u.Tokens))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// needIssuer refuses a command that tells others who this cloud is while
+// its issuer is neither recorded nor given.
+func (cl *cloud) needIssuer(what string) error {
+	if cl.issuerKnown {
+		return nil
+	}
+	return fmt.Errorf("%s needs this cloud's issuer, and none is recorded yet (serve records it at its first start): run serve once, or pass --issuer URL (or COMMONSID_ISSUER), the URL people and peers reach this cloud at", what)
 }
 
 // prepareDataDir creates the data folder (mode 0700) and checks that it can

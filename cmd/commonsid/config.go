@@ -50,7 +50,35 @@ type Config struct {
 	// comma-separated) every client may ask access tokens for.
 	Resources string
 
+	// ChangeIssuer lets `serve` rename a cloud whose recorded issuer
+	// others already depend on (see resolveIssuer).
+	ChangeIssuer bool
+
+	// issuerGiven is set when --issuer or COMMONSID_ISSUER names the
+	// issuer; otherwise the issuer recorded in the database is used.
+	issuerGiven bool
+	// serving is set for `serve`, which records the issuer.
+	serving bool
+	// mustExist is set for read-only commands: a data folder or database
+	// that holds no cloud is reported, not created.
+	mustExist bool
+
 	outbound *outboundClient // built once, see outbound.go
+}
+
+// issuerFlag is --issuer: it remembers that it was given.
+type issuerFlag struct{ c *Config }
+
+func (f issuerFlag) String() string {
+	if f.c == nil {
+		return ""
+	}
+	return f.c.Issuer
+}
+
+func (f issuerFlag) Set(s string) error {
+	f.c.Issuer, f.c.issuerGiven = s, true
+	return nil
 }
 
 // Defaults.
@@ -72,7 +100,11 @@ func envOr(env func(string) string, key, def string) string {
 func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	fs.StringVar(&c.DataDir, "data", envOr(env, "COMMONSID_DATA", defaultData), "data folder: SQLite database and key-encryption key (env COMMONSID_DATA)")
 	fs.StringVar(&c.DB, "db", env("COMMONSID_DB"), "database: sqlite:PATH or postgres://… (env COMMONSID_DB; default sqlite:DATA/commonsid.db)")
-	fs.StringVar(&c.Issuer, "issuer", envOr(env, "COMMONSID_ISSUER", defaultIssuer), "issuer URL of this cloud (env COMMONSID_ISSUER)")
+	c.Issuer = defaultIssuer
+	if v := env("COMMONSID_ISSUER"); v != "" {
+		c.Issuer, c.issuerGiven = v, true
+	}
+	fs.Var(issuerFlag{c}, "issuer", "issuer URL of this cloud (env COMMONSID_ISSUER); default: the issuer serve recorded in the database, else "+defaultIssuer+". A different one than recorded is refused")
 	fs.StringVar(&c.LogFormat, "log-format", envOr(env, "COMMONSID_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else json), text or json")
 	fs.StringVar(&c.LogLevel, "log-level", envOr(env, "COMMONSID_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
 	c.Secret = env("COMMONSID_SECRET")
@@ -83,6 +115,8 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 
 // serveFlags registers the flags of `serve`.
 func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
+	c.serving = true
+	fs.BoolVar(&c.ChangeIssuer, "change-issuer", false, "rename the cloud to --issuer although accounts, peers or live tokens depend on the recorded issuer (they break: see the error without it)")
 	fs.StringVar(&c.Addr, "addr", envOr(env, "COMMONSID_ADDR", defaultAddr), "listen address host:port (env COMMONSID_ADDR)")
 	fs.StringVar(&c.WebDir, "web-dir", env("COMMONSID_WEB_DIR"), "serve templates and static files from this web/ folder instead of the embedded copy")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")

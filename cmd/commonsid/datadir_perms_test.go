@@ -20,7 +20,7 @@ func TestDataDirTightened(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755) // whatever the umask
-	e.must(t, "", "user", "list")
+	e.must(t, "", "migrate", "up")
 	kek := filepath.Join(dir, keys.KEKFile)
 	mode := func(p string) os.FileMode {
 		t.Helper()

@@ -32,7 +32,11 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	default:
 		return usagef("unknown keys command %q; %s", sub, keysUsage)
 	}
-	cl, fs, err := openForCommand(ctx, c, "keys "+sub, args, extra)
+	open := openForCommand
+	if sub == "list" {
+		open = openForReading
+	}
+	cl, fs, err := open(ctx, c, "keys "+sub, args, extra)
 	if err != nil {
 		return err
 	}

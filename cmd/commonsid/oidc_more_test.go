@@ -206,7 +206,8 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 	for k, v := range e1 {
 		e2[k] = v
 	}
-	r1, r2 := startLive(t, e1), startLive(t, e2)
+	r1 := startLive(t, e1)
+	r2 := startReplica(t, e2, r1.base) // replicas of one cloud share its issuer
 	r1.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	app := newRP(t, r1, "replicated", nil)
 	v := oauth2.GenerateVerifier()

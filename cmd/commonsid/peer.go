@@ -17,7 +17,8 @@ const peerUsage = `usage: commonsid peer add URL [--endpoint URL] | list | remov
   add     fetch the cloud's discovery and did:web documents, pin its keys and
           record it as a peer (the other cloud must add this one too)
   list    the peers, with replication state
-  remove  stop federating with a cloud and drop what was replicated from it`
+  remove  stop federating with a cloud and drop what was replicated from it
+` + peerQuarantineUsage
 
 // federation builds this cloud's federation service.
 func (cl *cloud) federation() *federation.Federation {
@@ -46,6 +47,9 @@ type peerJSON struct {
 	LastEventAt *time.Time `json:"last_event_at,omitempty"`
 	LastError   string     `json:"last_error,omitempty"`
 	Rejected    int        `json:"rejected_events"`
+	Quarantined int        `json:"quarantined_events"`
+	// QuarantineDropped counts quarantined events dropped over the bound.
+	QuarantineDropped int64 `json:"quarantine_dropped,omitempty"`
 }
 
 func runPeer(ctx context.Context, c *cli, args []string) error {
@@ -62,6 +66,8 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 	case "-h", "--help", "help":
 		fmt.Fprintln(c.stdout, peerUsage)
 		return nil
+	case "rejected", "retry", "drop":
+		return runPeerQuarantine(ctx, c, sub, args)
 	case "add":
 		extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&endpoint, "endpoint", "", "base URL to fetch the peer's feed from, when not its issuer (an internal address or gateway)")
@@ -72,7 +78,11 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 	default:
 		return usagef("unknown peer command %q; %s", sub, peerUsage)
 	}
-	cl, fs, err := openForCommand(ctx, c, "peer "+sub, args, extra)
+	open := openForCommand
+	if sub == "list" {
+		open = openForReading
+	}
+	cl, fs, err := open(ctx, c, "peer "+sub, args, extra)
 	if err != nil {
 		return err
 	}
@@ -83,7 +93,7 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 		if fs.NArg() != 1 {
 			return usagef("usage: commonsid peer add URL [--endpoint URL]")
 		}
-		p, err := fed.AddPeer(ctx, fs.Arg(0), endpoint)
+		p, err := addPeer(ctx, cl, fed, fs.Arg(0), endpoint)
 		if err != nil {
 			return err
 		}
@@ -136,6 +146,9 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 		pj.Rejected = len(rej)
+		if pj.Quarantined, pj.QuarantineDropped, err = cl.db.QuarantineCount(ctx, p.Issuer); err != nil {
+			return err
+		}
 		out = append(out, pj)
 	}
 	if asJSON {
@@ -148,13 +161,13 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ISSUER\tCURSOR\tLAST EVENT\tREJECTED\tLAST ERROR")
+	fmt.Fprintln(tw, "ISSUER\tCURSOR\tLAST EVENT\tREJECTED\tQUARANTINED\tLAST ERROR")
 	for _, p := range out {
 		last := "-"
 		if p.LastEventAt != nil {
 			last = p.LastEventAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", p.Issuer, p.Cursor, last, p.Rejected, p.LastError)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Issuer, p.Cursor, last, p.Rejected, p.Quarantined, p.LastError)
 	}
 	return tw.Flush()
 }

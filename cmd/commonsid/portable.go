@@ -69,6 +69,11 @@ func runExport(ctx context.Context, c *cli, args []string) error {
 	if fs.NArg() != 1 || out == "" || !pwStdin {
 		return usagef("usage: commonsid export <handle|DID> --out FILE --passphrase-stdin [--include-password]")
 	}
+	// The file is signed for this cloud's did:web: under a name nobody
+	// reaches, no cloud could check it.
+	if err := cl.needIssuer("export"); err != nil {
+		return err
+	}
 	if _, err := cl.keys.Ensure(ctx, keys.DefaultAlg); err != nil {
 		return err
 	}
@@ -109,6 +114,11 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	defer cl.Close()
 	if fs.NArg() != 1 || !pwStdin {
 		return usagef("usage: commonsid import FILE --passphrase-stdin [--handle NEW] [--merge]")
+	}
+	// The account is homed here and the move statement names this cloud
+	// as the new home: that name must be the one people reach.
+	if err := cl.needIssuer("import"); err != nil {
+		return err
 	}
 	path := fs.Arg(0)
 	f, err := os.Open(path)

@@ -148,7 +148,7 @@ func TestDurabilitySIGKILL(t *testing.T) {
 	t.Logf("%d of %d creations acknowledged before SIGKILL", len(got), n)
 
 	// Restart on the same data folder.
-	p2 := startServe(t, dataDir)
+	p2 := startServe(t, dataDir, "COMMONSID_ISSUER="+p.base) // a restart keeps the cloud's issuer
 	waitReady(t, p2.base, 20*time.Second)
 	cfg := &Config{DataDir: dataDir, Issuer: p2.base, LogFormat: "text", LogLevel: "warn"}
 	cl, err := openCloud(context.Background(), cfg, newLogger(cfg, io.Discard), false)

@@ -40,9 +40,20 @@ func runUser(ctx context.Context, c *cli, args []string) error {
 	return usagef("unknown user command %q; %s", sub, userUsage)
 }
 
-// openForCommand parses the shared flags plus extra ones, then opens the cloud.
+// openForCommand parses the shared flags plus extra ones, then opens the
+// cloud, creating it when the data folder holds none.
 func openForCommand(ctx context.Context, c *cli, name string, args []string, extra func(*flag.FlagSet)) (*cloud, *flag.FlagSet, error) {
-	cfg := &Config{}
+	return openFor(ctx, c, name, args, extra, false)
+}
+
+// openForReading is openForCommand for commands that only look: a data
+// folder or database without a cloud is reported (exit 1), not created.
+func openForReading(ctx context.Context, c *cli, name string, args []string, extra func(*flag.FlagSet)) (*cloud, *flag.FlagSet, error) {
+	return openFor(ctx, c, name, args, extra, true)
+}
+
+func openFor(ctx context.Context, c *cli, name string, args []string, extra func(*flag.FlagSet), mustExist bool) (*cloud, *flag.FlagSet, error) {
+	cfg := &Config{mustExist: mustExist}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg.storageFlags(fs, c.env)
 	if extra != nil {
@@ -138,6 +149,12 @@ func userCreate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if !cl.issuerKnown {
+		// The account belongs to this cloud whatever it will be called:
+		// the first serve (or command given --issuer) records the issuer
+		// and the accounts made before then move under it.
+		fmt.Fprintf(c.stderr, "note: this cloud has no recorded issuer yet; %s belongs to the issuer serve records at its first start\n", a.Handle)
+	}
 	fmt.Fprintf(c.stdout, "created account %s\n%s\n", a.Handle, a.DID)
 	return nil
 }
@@ -156,7 +173,7 @@ func readPassword(r io.Reader) (string, error) {
 
 func userList(ctx context.Context, c *cli, args []string) error {
 	var asJSON bool
-	cl, fs, err := openForCommand(ctx, c, "user list", args, func(fs *flag.FlagSet) {
+	cl, fs, err := openForReading(ctx, c, "user list", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print JSON lines")
 	})
 	if err != nil {
@@ -217,7 +234,11 @@ func accountView(a *identity.Account, doc *did.Document) accountJSON {
 }
 
 func userOne(ctx context.Context, c *cli, sub string, args []string) error {
-	cl, fs, err := openForCommand(ctx, c, "user "+sub, args, nil)
+	open := openForCommand
+	if sub == "show" {
+		open = openForReading
+	}
+	cl, fs, err := open(ctx, c, "user "+sub, args, nil)
 	if err != nil {
 		return err
 	}
