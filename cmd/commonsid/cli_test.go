@@ -246,7 +246,8 @@ func TestKeysRotateRetire(t *testing.T) {
 	if !strings.Contains(list, first) || !strings.Contains(list, "inactive") {
 		t.Fatalf("after rotate: %s", list)
 	}
-	r := e.run(t, "", "keys", "retire", strings.Fields(strings.Split(list, "\n")[1])[0])
+	// '--': a key ID may start with '-'.
+	r := e.run(t, "", "keys", "retire", "--", strings.Fields(strings.Split(list, "\n")[1])[0])
 	if r.code == 0 || !strings.Contains(r.stderr, "active key cannot be retired") {
 		t.Fatalf("retiring the active key: %+v", r)
 	}

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -180,11 +181,27 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		}
 		defer ds.Close()
 	}
-	go purgeLoop(ctx, cl, log)
+	// The background workers end with serve: they are stopped and waited
+	// for (a little while) before it returns, so none logs or writes after.
+	bg, stopBG := context.WithCancel(ctx)
+	var workers sync.WaitGroup
+	defer func() {
+		stopBG()
+		done := make(chan struct{})
+		go func() { workers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			log.Warn("background workers still running at exit")
+		}
+	}()
+	workers.Go(func() { purgeLoop(bg, cl, log) })
 	// Logout tokens to services; COMMONSID_BACKCHANNEL_RETRY is the wait
 	// after a first failed delivery (the next is four times as long).
-	go provider.RunBackchannel(ctx, envDuration(c.env, "COMMONSID_BACKCHANNEL_RETRY", oidc.DefaultBackchannelRetry))
-	go fed.Run(ctx)
+	workers.Go(func() {
+		provider.RunBackchannel(bg, envDuration(c.env, "COMMONSID_BACKCHANNEL_RETRY", oidc.DefaultBackchannelRetry))
+	})
+	workers.Go(func() { fed.Run(bg) })
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
