@@ -169,27 +169,7 @@ func startReplica(t *testing.T, e env, issuer string) *live {
 	t.Helper()
 	port := freePort(t)
 	e["COMMONSID_ADDR"], e["COMMONSID_ISSUER"] = "127.0.0.1:"+port, issuer
-	base := "http://127.0.0.1:" + port
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan result, 1)
-	go func() {
-		var out, errb bytes.Buffer
-		code := runEnv(ctx, []string{"serve"}, strings.NewReader(""), &out, &errb, e.get)
-		done <- result{out.String(), errb.String(), code}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case r := <-done:
-			if r.code != 0 {
-				t.Errorf("serve exited %d: %s", r.code, r.stderr)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	waitReady(t, base, 15*time.Second)
-	return &live{env: e, base: base}
+	return serveInProcess(t, e, "http://127.0.0.1:"+port)
 }
 
 var readyClient = &http.Client{Timeout: 2 * time.Second}

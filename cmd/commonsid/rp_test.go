@@ -38,6 +38,13 @@ func startLiveOn(t *testing.T, e env, host string) *live {
 	base := "http://" + host + ":" + port
 	e["COMMONSID_ADDR"] = "127.0.0.1:" + port
 	e["COMMONSID_ISSUER"] = base
+	return serveInProcess(t, e, base)
+}
+
+// serveInProcess runs serve in-process with the environment e, waits until
+// base answers, and stops it when the test ends.
+func serveInProcess(t *testing.T, e env, base string) *live {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan result, 1)
 	go func() {
