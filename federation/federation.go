@@ -155,7 +155,7 @@ type Federation struct {
 	keyMu        sync.Mutex
 	keyFetch     map[string]time.Time // last JWKS refresh per peer
 	signMu       sync.Mutex
-	signed       map[int64]cachedItem // recently served events
+	signed       map[signedKey]cachedItem // recently served events, per peer
 	rejMu        sync.Mutex
 	lastRejected map[string]string // per peer: the last event refused, and why
 	docMu        sync.Mutex

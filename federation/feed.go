@@ -87,6 +87,12 @@ var personTypes = map[string]bool{
 // MaxPage is the most events one page holds.
 const MaxPage = 1000
 
+// signedKey names one event as built for one peer.
+type signedKey struct {
+	peer string
+	seq  int64
+}
+
 type cachedItem struct {
 	item Item
 	at   time.Time
@@ -99,8 +105,15 @@ type pageState struct {
 	keys     map[string]*did.Key
 }
 
-// Page returns up to limit events after seq, signed, oldest first.
+// Page returns up to limit events after seq, signed, oldest first, as
+// they are shared with every peer (PageFor with no peer).
 func (f *Federation) Page(ctx context.Context, after int64, limit int) ([]Item, error) {
+	return f.PageFor(ctx, "", after, limit)
+}
+
+// PageFor returns up to limit events after seq, signed, oldest first, cut
+// to what is shared with the peer whose issuer is peer (sharing.go).
+func (f *Federation) PageFor(ctx context.Context, peer string, after int64, limit int) ([]Item, error) {
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
@@ -113,21 +126,21 @@ func (f *Federation) Page(ctx context.Context, after int64, limit int) ([]Item, 
 	now := time.Now()
 	for i := range evs {
 		f.signMu.Lock()
-		c, ok := f.signed[evs[i].Seq]
+		c, ok := f.signed[signedKey{peer, evs[i].Seq}]
 		f.signMu.Unlock()
 		if ok && now.Sub(c.at) < 2*time.Second {
 			out = append(out, c.item)
 			continue
 		}
-		it, err := f.build(ctx, ps, &evs[i])
+		it, err := f.build(ctx, ps, &evs[i], peer)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", evs[i].Seq, err)
 		}
 		f.signMu.Lock()
 		if f.signed == nil || len(f.signed) > 4096 {
-			f.signed = map[int64]cachedItem{}
+			f.signed = map[signedKey]cachedItem{}
 		}
-		f.signed[evs[i].Seq] = cachedItem{it, now}
+		f.signed[signedKey{peer, evs[i].Seq}] = cachedItem{it, now}
 		f.signMu.Unlock()
 		out = append(out, it)
 	}
@@ -159,8 +172,8 @@ func (ps *pageState) account(ctx context.Context, f *Federation, d string) (*ide
 }
 
 // build makes the signed item of one logged event, with the state it
-// announces cut to what the person shares.
-func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Item, error) {
+// announces cut to what the person shares with peer.
+func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent, peer string) (Item, error) {
 	p := Payload{Issuer: f.Issuer, Seq: e.Seq, Type: e.Type, Account: e.AccountDID, At: e.At.UnixMicro()}
 	var (
 		data any
@@ -189,9 +202,20 @@ func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent) (Ite
 		if err != nil {
 			return Item{}, err
 		}
-		if acct == nil || acct.HomeIssuer != f.Issuer || (acct.Status != identity.StatusActive && acct.Status != identity.StatusDisabled) ||
-			st.FederationSharing == ShareNone || st.FederationSharing == "" {
+		if acct == nil || acct.HomeIssuer != f.Issuer || (acct.Status != identity.StatusActive && acct.Status != identity.StatusDisabled) {
 			break // not shared: peers drop what they hold
+		}
+		level, err := f.shareLevel(ctx, acct, st, peer)
+		if err != nil {
+			return Item{}, err
+		}
+		if level == ShareNone || level == "" {
+			break // not shared with this peer: it drops what it holds
+		}
+		if level != st.FederationSharing {
+			cp := *st
+			cp.FederationSharing = level
+			st = &cp
 		}
 		switch e.Type {
 		case "account.created", "account.updated":
@@ -367,7 +391,8 @@ func (f *Federation) authorize(w http.ResponseWriter, r *http.Request) (*Peer, b
 
 // serveEvents is GET /federation/v1/events?after=CURSOR&limit=N.
 func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
-	if _, ok := f.authorize(w, r); !ok {
+	peer, ok := f.authorize(w, r)
+	if !ok {
 		return
 	}
 	after, err := cursorParam(r)
@@ -386,7 +411,7 @@ func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	items, err := f.Page(r.Context(), after, limit+1)
+	items, err := f.PageFor(r.Context(), peer.Issuer, after, limit+1)
 	if err != nil {
 		f.log().ErrorContext(r.Context(), "feed page", "err", err)
 		writeError(w, http.StatusInternalServerError, "server_error", "the feed could not be read")
@@ -508,7 +533,7 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		lastRead = time.Now()
 		wake := f.wake.wait()
-		items, err := f.Page(ctx, cursor, 200)
+		items, err := f.PageFor(ctx, p.Issuer, cursor, 200)
 		if err != nil {
 			if ctx.Err() == nil {
 				f.log().ErrorContext(ctx, "feed stream", "err", err)

@@ -529,7 +529,11 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		if !pl.Shared || pl.Type == "service.deleted" {
 			return f.Store.DeleteRemoteService(ctx, p.Issuer, id)
 		}
-		return f.Store.PutRemoteService(ctx, p.Issuer, id, pl.Data, time.UnixMicro(pl.At).UTC())
+		data, err := f.checkService(ctx, p, id, pl.Data)
+		if err != nil {
+			return err
+		}
+		return f.Store.PutRemoteService(ctx, p.Issuer, id, data, time.UnixMicro(pl.At).UTC())
 	}
 	if !strings.HasPrefix(pl.Account, "did:") {
 		return fmt.Errorf("%w: %s without an account DID", ErrRejected, pl.Type)
