@@ -28,6 +28,29 @@ import (
 // the home authenticates the person and answers with an ID token whose sub
 // is the account DID; this cloud then starts its own sign-on session for
 // its replica of the account. Password hashes never leave the home.
+//
+// The home asks the person first, once per visited cloud (oidc/peerconsent.go):
+// the authorization request names the service being signed in to in the
+// service_client_id parameter (its client_id here, which the home looks up
+// in the services this cloud announced). Allowing is a grant to this cloud
+// that also shares the account with it (federation/sharing.go): the replica
+// arrives on this cloud's feed from the home moments later, so the callback
+// waits for it (ReplicaWait) before it gives up with a readable page.
+
+// ServiceParam is the authorization request parameter naming the service a
+// brokered sign-in is for.
+const ServiceParam = "service_client_id"
+
+// maxServiceParam is the longest service_client_id a home accepts (the
+// bound of short authorization parameters); a longer one is left out.
+const maxServiceParam = 256
+
+// ReplicaWait bounds how long the callback waits for the replica of an
+// account the home just shared, polling every replicaPoll.
+const (
+	ReplicaWait = 5 * time.Second
+	replicaPoll = 50 * time.Millisecond
+)
 
 // CallbackPath is where home clouds send the person back.
 const CallbackPath = "/federation/v1/callback"
@@ -104,6 +127,11 @@ func (f *Federation) brokerStart(w http.ResponseWriter, r *http.Request) {
 		"scope": {"openid"}, "state": {st.State}, "nonce": {st.Nonce},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
+	if f.ServiceOf != nil {
+		if svc := f.ServiceOf(ctx, st.ReturnTo); svc != "" && len(svc) <= maxServiceParam {
+			q.Set(ServiceParam, svc)
+		}
+	}
 	http.Redirect(w, r, meta.Authorization+"?"+q.Encode(), http.StatusSeeOther)
 }
 
@@ -146,15 +174,16 @@ func (f *Federation) brokerCallback(w http.ResponseWriter, r *http.Request) {
 		f.errorPage(w, r, http.StatusBadGateway, "Sign-in failed", "Your home cloud's answer could not be verified. Please try again.")
 		return
 	}
-	a, err := f.Store.GetAccount(ctx, subject)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	a, err := f.awaitReplica(ctx, subject, p.Issuer)
+	if err != nil {
 		f.serverError(w, r, err)
 		return
 	}
-	if a == nil || a.HomeIssuer != p.Issuer || a.Status != identity.StatusActive {
+	if a == nil || a.Status != identity.StatusActive {
 		f.errorPage(w, r, http.StatusForbidden, "Your account is not shared with this cloud",
-			fmt.Sprintf("You signed in at %s, but your privacy settings there do not share your account with this cloud. "+
-				"To use services here, choose what to share with federated clouds on your home cloud's privacy page, then try again.", p.Issuer))
+			fmt.Sprintf("You signed in at %s, but your account has not reached this cloud. Your home cloud may be slow to answer: "+
+				"please try again in a moment. If it keeps happening, check on your home cloud's privacy page that this cloud "+
+				"may sign you in.", p.Issuer))
 		return
 	}
 	if f.StartSession == nil {
@@ -239,4 +268,28 @@ func (f *Federation) redeem(ctx context.Context, p *Peer, code string, st broker
 		return "", fmt.Errorf("id_token subject %q is not a DID", std.Subject)
 	}
 	return std.Subject, nil
+}
+
+// awaitReplica returns the replica of the account did homed on home, waiting
+// up to ReplicaWait for it to arrive from the home's feed (a grant given a
+// moment ago shares it); nil when it does not come.
+func (f *Federation) awaitReplica(ctx context.Context, did, home string) (*identity.Account, error) {
+	ctx, cancel := context.WithTimeout(ctx, ReplicaWait)
+	defer cancel()
+	tick := time.NewTicker(replicaPoll)
+	defer tick.Stop()
+	for {
+		a, err := f.Store.GetAccount(ctx, did)
+		switch {
+		case err == nil && a.HomeIssuer == home:
+			return a, nil
+		case err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil:
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-tick.C:
+		}
+	}
 }

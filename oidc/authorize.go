@@ -255,18 +255,21 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	if settings == nil {
 		settings = privacy.DefaultSettings()
 	}
+	consentPath := "/consent"
 	if client.Peer {
 		// A peer cloud signing the person in (brokered sign-in) learns
 		// only who they are: the ID token's sub is the account DID, and no
-		// claim is released. Choosing "sign in with my home cloud" there
-		// is the person's consent.
+		// claim is released. It needs the person's grant, asked for on the
+		// peer consent page (peerconsent.go) and stored as a consent to the
+		// peer's issuer: without it, nothing is released, not even to a
+		// silent request (prompt=none: consent_required).
 		for _, s := range ar.GetRequestedScopes() {
 			if s != "openid" {
 				p.authorizeError(w, r, ar, fosite.ErrInvalidScope.WithHint("A peer cloud may ask for the openid scope only."))
 				return
 			}
 		}
-		consent = &privacy.Consent{AccountDID: acct.DID, ClientID: client.ClientID, Scopes: []string{"openid"}, GrantedAt: now, UpdatedAt: now, LastUsedAt: &now}
+		consentPath = PeerConsentPath
 	}
 	needConsent := consent == nil || !consent.Covers(ar.GetRequestedScopes(), now)
 	if slices.Contains(pr, "consent") {
@@ -284,7 +287,7 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 				return
 			}
 		}
-		http.Redirect(w, r, "/consent?challenge="+url.QueryEscape(ch.IDHash), http.StatusSeeOther)
+		http.Redirect(w, r, consentPath+"?challenge="+url.QueryEscape(ch.IDHash), http.StatusSeeOther)
 		return
 	}
 
@@ -293,7 +296,10 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 	if ch != nil {
 		requestedAt = ch.CreatedAt
 	}
-	session, err := p.authorizeSession(acct, sess, client, consent, settings, ar, requestedAt)
+	session, err := p.authorizeSession(ctx, acct, sess, client, consent, settings, ar, requestedAt)
+	if err != nil && p.subjectError(w, r, acct, err) {
+		return
+	}
 	if err != nil {
 		p.serverError(w, r, err)
 		return
@@ -415,9 +421,9 @@ func isS256Challenge(s string) bool {
 
 // authorizeSession builds the session stored with the code: subject, ID
 // token claims released by the person, authentication facts.
-func (p *Provider) authorizeSession(acct *identity.Account, sess *identity.Session, client *Client,
+func (p *Provider) authorizeSession(ctx context.Context, acct *identity.Account, sess *identity.Session, client *Client,
 	consent *privacy.Consent, settings *privacy.Settings, ar fosite.AuthorizeRequester, requestedAt time.Time) (*authSession, error) {
-	sub, err := p.subject(acct, client, consent, settings)
+	sub, err := p.subject(ctx, acct, client, consent, settings)
 	if err != nil {
 		return nil, err
 	}
@@ -465,10 +471,13 @@ func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) erro
 	}
 	if consent == nil {
 		if c, ok := r.GetClient().(*Client); ok && c.Peer {
-			s.Claims.Extra = map[string]any{} // a peer cloud learns the DID only
-			return nil
+			return fosite.ErrInvalidGrant.WithHint("The person no longer lets this cloud sign them in.")
 		}
 		return fosite.ErrInvalidGrant.WithHint("The consent behind this grant was revoked.")
+	}
+	if c, ok := r.GetClient().(*Client); ok && c.Peer {
+		s.Claims.Extra = map[string]any{} // a peer cloud learns the DID only
+		return nil
 	}
 	if settings == nil {
 		settings = privacy.DefaultSettings()

@@ -93,6 +93,7 @@ var challengeParams = map[string]int{
 	"login_hint":            MaxLoginHintBytes,
 	"resource":              MaxURIParamBytes,
 	"audience":              MaxURIParamBytes,
+	PeerServiceParam:        MaxShortParamBytes, // brokered sign-in (peerconsent.go)
 }
 
 // keptForm is the part of an authorization request's form that a challenge

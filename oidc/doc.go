@@ -7,6 +7,7 @@
 //	GET|POST /authorize                      authorization endpoint (code only)
 //	GET  /authorize/resume?challenge=…       continue after login or consent
 //	GET|POST /consent?challenge=…            the consent page
+//	GET|POST /consent/peer?challenge=…       a peer cloud asks to sign the person in (peerconsent.go)
 //	POST /token                              code, refresh_token, client_credentials
 //	GET|POST /userinfo                       claims the person released
 //	POST /revoke                             RFC 7009

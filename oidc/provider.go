@@ -94,6 +94,9 @@ type Provider struct {
 	RemoteService  func(ctx context.Context, issuer, clientID string) (*RemoteService, error)
 	PeerIntrospect func(ctx context.Context, token string) (claims map[string]any, handled bool, err error)
 	Discovery      map[string]any
+	// ReplicaSubjects gives the pairwise subs of replicated accounts,
+	// which hold no pairwise secret here (subject.go).
+	ReplicaSubjects ReplicaSubjectFunc
 
 	oauth     fosite.OAuth2Provider
 	fconfig   *fosite.Config
@@ -227,6 +230,8 @@ func (p *Provider) Mount(r chi.Router) {
 		r.Get("/authorize/resume", p.resume)
 		r.Get("/consent", p.consentPage)
 		r.With(crossOrigin).Post("/consent", p.consentSubmit)
+		r.Get(PeerConsentPath, p.peerConsentPage)
+		r.With(crossOrigin).Post(PeerConsentPath, p.peerConsentSubmit)
 		r.Get("/logout", p.logout)
 		r.With(crossOrigin).Post("/logout", p.logout)
 	})

@@ -182,6 +182,8 @@ type Store interface {
 	// consents, activity and settings (deletion, a move away).
 	ForgetAccount(ctx context.Context, accountDID string) error
 
+	PeerGrantStore // peergrant.go
+
 	// InTx runs fn in one transaction.
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }

@@ -140,6 +140,7 @@ func (h *Handler) mountAccount(r chi.Router) {
 			r.Group(func(r chi.Router) {
 				r.Use(crossOrigin, formLimit)
 				r.Method(http.MethodPost, "/services/revoke", h.wrap(h.postRevoke))
+				r.Method(http.MethodPost, "/clouds/revoke", h.wrap(h.postRevokePeer))
 				r.Method(http.MethodPost, "/sessions/end", h.wrap(h.postEndSession))
 				r.Method(http.MethodPost, "/sessions/end-others", h.wrap(h.postEndOthers))
 				r.With(h.homeOnly(false)).Method(http.MethodPost, "/profile", h.wrap(h.postProfile))
@@ -155,6 +156,8 @@ func (h *Handler) mountAccount(r chi.Router) {
 			r.With(h.homeOnly(true)).Put("/profile", h.api(h.apiPutProfile))
 			r.Get("/services", h.api(h.apiServices))
 			r.Post("/services/{client_id}/revoke", h.api(h.apiRevoke))
+			r.Get("/clouds", h.api(h.apiPeerGrants))
+			r.Post("/clouds/revoke", h.api(h.apiRevokePeer))
 			r.Get("/activity", h.api(h.apiActivity))
 			r.Get("/sessions", h.api(h.apiSessions))
 			r.Delete("/sessions/{id}", h.api(h.apiEndSession))
@@ -280,6 +283,7 @@ var flashes = map[string]string{
 	"passkey-added":   "Your passkey is added: you can sign in with it from now on.",
 	"passkey-renamed": "The passkey is renamed.",
 	"passkey-removed": "The passkey is removed: it can no longer sign you in.",
+	"peer-revoked":    "That cloud can no longer sign you in, and it forgets your account unless your sharing setting shares it with every cloud.",
 }
 
 // formError re-renders a section with an error, as a page.
@@ -527,8 +531,15 @@ func (h *Handler) services(ctx context.Context, did string) ([]serviceView, erro
 	if err != nil {
 		return nil, err
 	}
+	peers, err := h.peerIssuers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out := []serviceView{}
 	for _, c := range cs {
+		if _, ok := peers[c.ClientID]; ok {
+			continue // a cloud that may sign the person in: the privacy page lists it (peergrants.go)
+		}
 		si, err := h.Services(ctx, c.ClientID)
 		if err != nil {
 			si = &ServiceInfo{ClientID: c.ClientID, Name: c.ClientID + " (no longer registered)"}
@@ -559,7 +570,25 @@ func (h *Handler) apiServices(w http.ResponseWriter, r *http.Request) (any, erro
 	return h.services(r.Context(), current(r).acct.DID)
 }
 
+// isPeer reports whether clientID is a peer cloud's: its grant is revoked as
+// such (peergrants.go), never as a service's consent.
+func (h *Handler) isPeer(ctx context.Context, clientID string) (bool, error) {
+	peers, err := h.peerIssuers(ctx)
+	_, ok := peers[clientID]
+	return ok, err
+}
+
 func (h *Handler) postRevoke(w http.ResponseWriter, r *http.Request) error {
+	if peer, err := h.isPeer(r.Context(), r.PostForm.Get("client_id")); err != nil || peer {
+		if err == nil {
+			err = h.revokePeerGrant(r, r.PostForm.Get("client_id"))
+		}
+		if err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/account/privacy?done=peer-revoked#clouds", http.StatusSeeOther)
+		return nil
+	}
 	err := h.revokeConsent(r, r.PostForm.Get("client_id"))
 	if errors.Is(err, privacy.ErrNoConsent) {
 		return store.ErrNotFound
@@ -572,7 +601,14 @@ func (h *Handler) postRevoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) apiRevoke(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := h.revokeConsent(r, chi.URLParam(r, "client_id")); err != nil {
+	id := chi.URLParam(r, "client_id")
+	if peer, err := h.isPeer(r.Context(), id); err != nil || peer {
+		if err == nil {
+			err = h.revokePeerGrant(r, id)
+		}
+		return nil, err
+	}
+	if err := h.revokeConsent(r, id); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -598,6 +634,8 @@ var activityKinds = []struct{ Value, Label string }{
 	{privacy.ActivityRevoked, "Access revoked"}, {"settings.updated", "Settings changed"}, {"profile.updated", "Profile changed"},
 	{"password.changed", "Password changed"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
 	{"passkey.added", "Passkey added"}, {"passkey.removed", "Passkey removed"},
+	{"subject.disclosed", "Another cloud learned your identifier for a service"},
+	{privacy.ActivityPeerGranted, "Cloud allowed to sign you in"}, {privacy.ActivityPeerRevoked, "Cloud no longer signs you in"},
 }
 
 func kindLabel(k string) string {
@@ -796,12 +834,17 @@ var retentions = []option{{30, "30 days"}, {90, "90 days"}, {365, "1 year"}, {73
 
 type policyRow struct{ Name, Label, Policy string }
 
-func (h *Handler) privacyData(st *privacy.Settings) map[string]any {
+func (h *Handler) privacyData(r *http.Request, st *privacy.Settings) (map[string]any, error) {
 	var rows []policyRow
 	for _, c := range []string{"name", "preferred_username", "email", "email_verified", "updated_at", "did"} {
 		rows = append(rows, policyRow{c, claimLabel(c), st.Policy(c)})
 	}
-	return map[string]any{"Settings": st, "Policies": rows, "Lifetimes": lifetimes, "Retentions": retentions}
+	grants, err := h.peerGrants(r.Context(), current(r).acct.DID)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"Settings": st, "Policies": rows, "Lifetimes": lifetimes, "Retentions": retentions,
+		"Clouds": grants}, nil
 }
 
 func (h *Handler) pagePrivacy(w http.ResponseWriter, r *http.Request) error {
@@ -809,7 +852,11 @@ func (h *Handler) pagePrivacy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.page(w, r, "privacy", "account_privacy", h.privacyData(st))
+	d, err := h.privacyData(r, st)
+	if err != nil {
+		return err
+	}
+	h.page(w, r, "privacy", "account_privacy", d)
 	return nil
 }
 
@@ -852,7 +899,11 @@ func (h *Handler) postPrivacy(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if err := h.savePrivacy(r, &next); err != nil {
-		return h.formError(w, r, err, "privacy", "account_privacy", h.privacyData(cur))
+		d, derr := h.privacyData(r, cur)
+		if derr != nil {
+			return derr
+		}
+		return h.formError(w, r, err, "privacy", "account_privacy", d)
 	}
 	http.Redirect(w, r, "/account/privacy?done=privacy", http.StatusSeeOther)
 	return nil

@@ -31,7 +31,7 @@ import (
 var embedded embed.FS
 
 // pages are parsed at start-up, each as base + page.
-var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "logout", "logged_out",
+var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "peer_consent", "logout", "logged_out",
 	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
 	"account_security", "account_data", "account_deleted", "moved", "imported"}
 
@@ -204,6 +204,7 @@ func (h *Handler) Render(w http.ResponseWriter, r *http.Request, status int, pag
 		data = map[string]any{}
 	}
 	data["Cloud"] = h.Cloud
+	data["Sharing"] = sharingChoices // the federation sharing choices, explained (sharing.go)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "base", data); err != nil {
 		h.Log.ErrorContext(r.Context(), "render", "page", page, "err", err)
@@ -247,6 +248,9 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	h.Log.InfoContext(r.Context(), "account created", "via", "signup")
+	if err := h.applySignupSharing(r, a); err != nil {
+		return err
+	}
 	if rt := localPath(r.PostFormValue("return_to")); rt != "" && h.Sessions != nil {
 		// Signed in at once, and back to where the person was going.
 		if err := h.startSession(w, r, a, amrPassword, map[string]any{"method": "password"}); err != nil {

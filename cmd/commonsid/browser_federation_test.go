@@ -74,7 +74,10 @@ func TestBrowserBrokeredSignIn(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS("button[name=decision][value=allow]")),
 	)
-	at("03-consent-on-b", b.base, "/consent")
+	at("03-peer-consent-on-a", a.base, "/consent/peer")
+	do("let B sign Inès in", chromedp.Click(chromedp.CSS("button[name=decision][value=allow]")),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/consent"] button[name=decision][value=allow]`)))
+	at("04-consent-on-b", b.base, "/consent")
 	do("allow", chromedp.Click(chromedp.CSS("button[name=decision][value=allow]")))
 	seen, err := followRequests(flow, notes.redirect+"?")
 	if err != nil {
