@@ -59,6 +59,11 @@ type consentState struct {
 	settings *privacy.Settings
 	previous *privacy.Consent
 	parent   *Client // the family root, for a fork
+	// parentCloud names where the family root runs: the host of its
+	// issuer, or "this cloud".
+	parentCloud string
+	// family is the person's current consent to the family root, if any.
+	family *privacy.Consent
 }
 
 func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, challenge string) (*consentState, bool) {
@@ -95,29 +100,91 @@ func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, chal
 		p.serverError(w, r, err)
 		return nil, false
 	}
-	if st.client.FamilyRoot != "" {
-		if issuer, id, remote := strings.Cut(st.client.FamilyRoot, "#"); remote {
-			if p.RemoteService != nil {
-				if rs, err := p.RemoteService(ctx, issuer, id); err == nil {
-					m := rs.Metadata
-					m.ClientID = st.client.FamilyRoot
-					st.parent = &Client{Metadata: m}
-				}
-			}
-		} else if sc, err := p.Store.GetClient(ctx, st.client.FamilyRoot); err == nil {
-			st.parent, _ = clientFromStored(sc)
-		}
-	}
+	p.loadFamily(ctx, st)
 	return st, true
 }
 
-// usesFamily reports whether the person already uses the fork's family root.
-func (p *Provider) usesFamily(ctx context.Context, st *consentState) bool {
-	if st.parent == nil {
-		return false
+// loadFamily finds a fork's family root and the person's consent to it.
+// A root that is no longer known, or whose own sector (as verified when it
+// was announced) is not the fork's family sector, is no family at all: the
+// fork then gets no family sub and inherits nothing.
+func (p *Provider) loadFamily(ctx context.Context, st *consentState) {
+	if st.client.FamilyRoot == "" || st.client.FamilySector == "" {
+		return
 	}
-	c, err := p.Privacy.GetConsent(ctx, st.acct.DID, st.parent.ClientID)
-	return err == nil && c != nil
+	var root *Client
+	if issuer, id, remote := strings.Cut(st.client.FamilyRoot, "#"); remote {
+		if p.RemoteService == nil {
+			return
+		}
+		rs, err := p.RemoteService(ctx, issuer, id)
+		if err != nil || rs.Unverified != "" {
+			return
+		}
+		m := rs.Metadata
+		m.ClientID = st.client.FamilyRoot
+		root = &Client{Metadata: m}
+		st.parentCloud = issuer
+		if u, err := url.Parse(issuer); err == nil && u.Host != "" {
+			st.parentCloud = u.Host
+		}
+	} else {
+		sc, err := p.Store.GetClient(ctx, st.client.FamilyRoot)
+		if err != nil {
+			return
+		}
+		if root, err = clientFromStored(sc); err != nil || root.Peer {
+			return
+		}
+		st.parentCloud = "this cloud"
+	}
+	if root.FamilyRoot != "" || root.Sector != st.client.FamilySector {
+		p.Log.WarnContext(ctx, "fork's family root does not hold the family sector: treated as a separate service",
+			"client_id", st.client.ClientID, "family_root", st.client.FamilyRoot)
+		st.parentCloud = ""
+		return
+	}
+	st.parent = root
+	if c, err := p.Privacy.GetConsent(ctx, st.acct.DID, root.ClientID); err == nil && c != nil &&
+		(c.ExpiresAt == nil || p.now().Before(*c.ExpiresAt)) {
+		st.family = c
+	}
+}
+
+// inherited is the consent a fork inherits without a page (fork policy
+// allow): the person has a current consent to the family root that covers
+// every scope asked, and the service did not ask for the page
+// (prompt=consent). It has the requested scopes, the root's granted
+// claims (less those the person never shares) and the family sector;
+// nil when the page must be shown.
+func (p *Provider) inherited(st *consentState) *privacy.Consent {
+	if st.parent == nil || st.previous != nil || st.family == nil || st.settings.ForkPolicy != privacy.PolicyAllow {
+		return nil
+	}
+	now := p.now()
+	requested := []string(st.ar.GetRequestedScopes())
+	if !st.family.Covers(requested, now) || slices.Contains(strings.Fields(st.ar.GetRequestForm().Get("prompt")), "consent") {
+		return nil
+	}
+	c := &privacy.Consent{AccountDID: st.acct.DID, ClientID: st.client.ClientID, SubjectSector: st.client.FamilySector,
+		GrantedAt: now, UpdatedAt: now}
+	for _, s := range requested {
+		if !slices.Contains(c.Scopes, s) {
+			c.Scopes = append(c.Scopes, s)
+		}
+	}
+	for _, cl := range st.family.Claims {
+		if st.settings.Policy(cl) != privacy.PolicyNever && !slices.Contains(c.Claims, cl) {
+			c.Claims = append(c.Claims, cl)
+		}
+	}
+	sort.Strings(c.Scopes)
+	sort.Strings(c.Claims)
+	if d := st.settings.ConsentLifetimeDays; d > 0 {
+		exp := now.Add(time.Duration(d) * 24 * time.Hour)
+		c.ExpiresAt = &exp
+	}
+	return c
 }
 
 // requestedClaims lists, per requested scope, the claims the page offers.
@@ -166,8 +233,15 @@ func (st *consentState) claim(c string) claimInfo {
 	case privacy.PolicyNever:
 		ci.Checked, ci.Never = false, true
 	default:
-		if st.previous != nil && slices.Contains(st.previous.Scopes, scopeOfClaim(c)) {
-			ci.Checked = slices.Contains(st.previous.Claims, c)
+		switch {
+		case st.previous != nil:
+			if slices.Contains(st.previous.Scopes, scopeOfClaim(c)) {
+				ci.Checked = slices.Contains(st.previous.Claims, c)
+			}
+		case st.family != nil && st.settings.ForkPolicy != privacy.PolicyNever:
+			// A fork of a service the person uses: pre-ticked are the
+			// claims they granted the family root, nothing more.
+			ci.Checked = slices.Contains(st.family.Claims, c)
 		}
 	}
 	return ci
@@ -187,6 +261,16 @@ func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if c := p.inherited(st); c != nil {
+		if err := p.Privacy.PutConsent(r.Context(), c); err != nil {
+			p.serverError(w, r, err)
+			return
+		}
+		p.activity(r.Context(), r, st.acct.DID, privacy.ActivityConsent, c.ClientID, map[string]any{"scopes": c.Scopes, "claims": c.Claims,
+			"inherited_from": st.parent.ClientID, "fork_policy": privacy.PolicyAllow})
+		http.Redirect(w, r, "/authorize/resume?challenge="+url.QueryEscape(st.ch.IDHash), http.StatusSeeOther)
+		return
+	}
 	data := map[string]any{
 		"Challenge": st.ch.IDHash,
 		"Client":    st.client,
@@ -197,7 +281,8 @@ func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if st.parent != nil {
 		data["ParentName"] = st.parent.DisplayName()
-		data["UsesFamily"] = p.usesFamily(r.Context(), st)
+		data["ParentCloud"] = st.parentCloud
+		data["UsesFamily"] = st.family != nil
 		data["ForkPolicy"] = st.settings.ForkPolicy
 	}
 	p.Pages.Render(w, r, http.StatusOK, "consent", data)

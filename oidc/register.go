@@ -294,6 +294,10 @@ func (g *Registrar) validateFork(ctx context.Context, md *Metadata) error {
 type RemoteService struct {
 	Metadata
 	Issuer string
+	// Unverified says why this cloud did not believe the sectors the peer
+	// announced (federation/services.go); they are then empty, and forks
+	// of the service are refused.
+	Unverified string
 }
 
 // ParseRemoteService reads a peer's service announcement.
@@ -302,7 +306,33 @@ func ParseRemoteService(issuer string, raw []byte) (*RemoteService, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RemoteService{Metadata: *m, Issuer: issuer}, nil
+	var u struct {
+		Unverified string `json:"x_unverified"`
+	}
+	json.Unmarshal(raw, &u)
+	return &RemoteService{Metadata: *m, Issuer: issuer, Unverified: u.Unverified}, nil
+}
+
+// ForkFields reads the fork fields of a stored client's metadata: what it
+// names as its parent and the family it joined.
+func ForkFields(raw []byte) (forkedFrom, familyRoot, familySector string, err error) {
+	m, err := decodeMetadata(raw)
+	if err != nil {
+		return "", "", "", err
+	}
+	return m.ForkedFrom, m.FamilyRoot, m.FamilySector, nil
+}
+
+// DetachedMetadata is a stored client's metadata taken out of its
+// family: forked_from stays (it is what the registrant said), the family
+// root and sector go, so that the service has its own sector only.
+func DetachedMetadata(raw []byte) ([]byte, error) {
+	m, err := decodeMetadata(raw)
+	if err != nil {
+		return nil, err
+	}
+	m.FamilyRoot, m.FamilySector = "", ""
+	return encodeMetadata(m)
 }
 
 // remoteFork joins a fork to the family of a peer's service
@@ -322,6 +352,14 @@ func (g *Registrar) remoteFork(ctx context.Context, md *Metadata, issuer, id str
 	}
 	if err != nil {
 		return err
+	}
+	if parent.Unverified != "" {
+		return badMeta("forked_from %q: this cloud did not verify %s's announcement of that service (%s), so a fork cannot join its family",
+			md.ForkedFrom, issuer, parent.Unverified)
+	}
+	if parent.Sector == "" || (parent.FamilyRoot == "") != (parent.FamilySector == "") {
+		return badMeta("forked_from %q: %s announced no verified pairwise sector for that service, so a fork cannot join its family",
+			md.ForkedFrom, issuer)
 	}
 	md.FamilyRoot, md.FamilySector = issuer+"#"+parent.ClientID, parent.Sector
 	if parent.FamilyRoot != "" {
