@@ -123,6 +123,8 @@ func (f *Federation) Mount(r chi.Router) {
 	r.Get("/federation/v1/events", f.serveEvents)
 	r.Get("/federation/v1/stream", f.serveStream)
 	r.Get("/federation/v1/members", f.serveMembers)
+	r.Get(KeysPath, f.serveKeys)
 	r.Get("/federation/v1/broker", f.brokerStart)
 	r.Get("/federation/v1/callback", f.brokerCallback)
+	r.Post(SubjectsPath, f.serveSubjects)
 }

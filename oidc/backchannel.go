@@ -116,6 +116,10 @@ type Backchannel struct {
 		ListSessions(ctx context.Context, accountDID string) ([]*identity.Session, error)
 	}
 	Outbox BackchannelStore
+	// ReplicaSubjects gives the subs of replicated accounts (nil: their
+	// sign-ins end without notices to services; so do those of services
+	// whose sub the home cannot give now).
+	ReplicaSubjects ReplicaSubjectFunc
 	// GlobalSecret keys the sid values (the provider's GlobalSecret).
 	GlobalSecret []byte
 	Now          func() time.Time
@@ -180,7 +184,10 @@ func (b *Backchannel) Prepare(ctx context.Context, did, clientID, sessionHash st
 				return nil, fmt.Errorf("logout notices: settings: %w", err)
 			}
 		}
-		sub, err := subjectFor(b.Accounts, acct, c, cons, settings)
+		sub, err := subjectFor(ctx, b.Accounts, b.ReplicaSubjects, acct, c, cons, settings)
+		if replicaSubjectMissing(err) {
+			continue // a replica's sub that was never learned here: the service never saw it
+		}
 		if err != nil {
 			return nil, fmt.Errorf("logout notices: subject: %w", err)
 		}
@@ -294,7 +301,7 @@ func (p *Provider) backchannel() *Backchannel {
 		if p.Sessions != nil {
 			sessions = p.Sessions.Store
 		}
-		p.bc.planner = &Backchannel{Clients: p.Store, Privacy: p.Privacy, Accounts: p.Accounts, Sessions: sessions,
+		p.bc.planner = &Backchannel{Clients: p.Store, Privacy: p.Privacy, Accounts: p.Accounts, Sessions: sessions, ReplicaSubjects: p.ReplicaSubjects,
 			Outbox: out, GlobalSecret: p.GlobalSecret, Now: p.Now, Log: p.Log, Queued: p.wakeBackchannel}
 	})
 	return p.bc.planner

@@ -138,7 +138,7 @@ func (p *Provider) hintNamesSignedIn(r *http.Request, hintSub, clientID string) 
 	if settings == nil {
 		settings = privacy.DefaultSettings()
 	}
-	sub, err := p.subject(acct, c, consent, settings)
+	sub, err := p.subject(ctx, acct, c, consent, settings)
 	return err == nil && sub == hintSub
 }
 
