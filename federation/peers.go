@@ -108,7 +108,7 @@ func (f *Federation) Discover(ctx context.Context, issuer string) (*Peer, error)
 	if _, ok := meta["federation_events_endpoint"].(string); !ok {
 		return nil, fmt.Errorf("%s: not a Commons ID cloud with federation (no federation_events_endpoint in its discovery document)", issuer)
 	}
-	set, err := f.fetchKeys(ctx, issuer, jwksURI)
+	set, _, err := f.fetchKeys(ctx, issuer, jwksURI)
 	if err != nil {
 		return nil, err
 	}
@@ -121,40 +121,28 @@ func (f *Federation) Discover(ctx context.Context, issuer string) (*Peer, error)
 	return &Peer{Issuer: issuer, DID: cloudDID, JWKSURI: jwksURI, JWKS: *set, Metadata: raw, AddedAt: now, KeysAt: now}, nil
 }
 
-// fetchKeys loads a peer's JWKS and checks it against its did:web document.
-func (f *Federation) fetchKeys(ctx context.Context, issuer, jwksURI string) (*jose.JSONWebKeySet, error) {
+// fetchKeys loads a peer's JWKS and checks it against its did:web
+// document (every key in it, with the same key material); it returns the
+// document too.
+func (f *Federation) fetchKeys(ctx context.Context, issuer, jwksURI string) (*jose.JSONWebKeySet, *did.Document, error) {
 	var set jose.JSONWebKeySet
 	if err := f.getJSON(ctx, jwksURI, &set); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(set.Keys) == 0 {
-		return nil, fmt.Errorf("%s: its JWKS holds no keys", issuer)
+		return nil, nil, fmt.Errorf("%s: its JWKS holds no keys", issuer)
 	}
-	cloudDID, err := did.WebDID(issuer)
+	if len(set.Keys) > maxKeySetKeys {
+		return nil, nil, fmt.Errorf("%s: its JWKS holds %d keys, more than %d", issuer, len(set.Keys), maxKeySetKeys)
+	}
+	doc, err := f.didDocument(ctx, issuer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	path, err := did.WebDocumentPath(issuer)
-	if err != nil {
-		return nil, err
+	if err := checkInDocument(issuer, doc, &set); err != nil {
+		return nil, nil, err
 	}
-	u, _ := url.Parse(issuer)
-	var doc did.Document
-	if err := f.getJSON(ctx, u.Scheme+"://"+u.Host+path, &doc); err != nil {
-		return nil, err
-	}
-	if doc.ID != cloudDID {
-		return nil, fmt.Errorf("%s: its DID document is for %q, want %q", issuer, doc.ID, cloudDID)
-	}
-	for _, k := range set.Keys {
-		if !k.Valid() || !k.IsPublic() || k.KeyID == "" {
-			return nil, fmt.Errorf("%s: its JWKS holds an invalid or private key", issuer)
-		}
-		if _, err := doc.PublicKey(cloudDID + "#" + k.KeyID); err != nil {
-			return nil, fmt.Errorf("%s: key %s of its JWKS is not in its DID document", issuer, k.KeyID)
-		}
-	}
-	return &set, nil
+	return &set, doc, nil
 }
 
 // AddPeer discovers a cloud and records it as a peer (or refreshes the
@@ -176,41 +164,37 @@ func (f *Federation) AddPeer(ctx context.Context, issuer, endpoint string) (*Pee
 	if err := f.Store.PutPeer(ctx, p); err != nil {
 		return nil, err
 	}
+	// What it publishes now is pinned: no key of it is pending any more.
+	if err := f.Store.ClearPendingKeys(ctx, p.Issuer); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
-// peerKey returns the peer's key kid, refreshing the pinned keys from its
-// JWKS and DID document (at most every 10 seconds) when kid is unknown:
-// rotation on a peer is picked up without re-adding it.
+// peerKey returns the peer's pinned key kid. An unknown kid is looked
+// up again in the store (an operator may have trusted new keys), then
+// (at most every 10 seconds per peer) in the key set the peer vouches for
+// with a pinned key (keytrust.go): keys never change without a pinned
+// key's signature or an operator's `peer trust`.
 func (f *Federation) peerKey(ctx context.Context, p *Peer, kid string) (*jose.JSONWebKey, error) {
 	if ks := p.JWKS.Key(kid); len(ks) > 0 {
 		return &ks[0], nil
 	}
-	f.keyMu.Lock()
-	if f.keyFetch == nil {
-		f.keyFetch = map[string]time.Time{}
+	if cur, err := f.Store.GetPeer(ctx, p.Issuer); err == nil {
+		p.JWKS, p.KeysAt = cur.JWKS, cur.KeysAt
+		if ks := p.JWKS.Key(kid); len(ks) > 0 {
+			return &ks[0], nil
+		}
 	}
-	last := f.keyFetch[p.Issuer]
-	if time.Since(last) < 10*time.Second {
-		f.keyMu.Unlock()
-		return nil, fmt.Errorf("key %q is not a key of %s", kid, p.Issuer)
+	if !f.throttleKeys(p.Issuer) {
+		return nil, fmt.Errorf("key %q is not a pinned key of %s; if %s rotated its keys, confirm the new key with its operator, then run: commonsid peer trust %s",
+			shorten(kid), p.Issuer, p.Issuer, p.Issuer)
 	}
-	f.keyFetch[p.Issuer] = time.Now()
-	f.keyMu.Unlock()
-	set, err := f.fetchKeys(ctx, p.Issuer, p.JWKSURI)
-	if err != nil {
-		return nil, fmt.Errorf("refresh keys of %s: %w", p.Issuer, err)
-	}
-	raw, _ := json.Marshal(set)
-	if err := f.Store.SetPeerKeys(ctx, p.Issuer, raw, f.now()); err != nil {
+	if err := f.refreshKeys(ctx, p, kid); err != nil {
 		return nil, err
 	}
-	p.JWKS = *set
-	if ks := p.JWKS.Key(kid); len(ks) > 0 {
-		f.log().Info("picked up a rotated key of a peer", "peer", p.Issuer, "kid", kid)
-		return &ks[0], nil
-	}
-	return nil, fmt.Errorf("key %q is not a key of %s", kid, p.Issuer)
+	ks := p.JWKS.Key(kid)
+	return &ks[0], nil
 }
 
 // signingAlgs are what peers sign with.

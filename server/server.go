@@ -40,6 +40,8 @@ type Server struct {
 	Keys   *keys.Manager
 	Log    *slog.Logger
 	Areas  []Mounter
+	// Collectors are further metrics served on /metrics.
+	Collectors []prometheus.Collector
 }
 
 // Handler builds the router.
@@ -55,6 +57,7 @@ func (s *Server) Handler() (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
+	reg.MustRegister(s.Collectors...)
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, s.logRequests, m.middleware, middleware.Recoverer)

@@ -37,5 +37,6 @@
 //     debug) and the kind is kept for errors.Is: ErrRefused, ErrTooLarge,
 //     ErrTimeout, ErrStatus, ErrFailed.
 //
-// Client.Refused counts refused requests, for metrics.
+// Client.Refused counts refused requests, RefusedByReason by reason, and
+// Client.Collector exposes them as commonsid_outbound_refused_total{reason}.
 package safehttp

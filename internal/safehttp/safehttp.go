@@ -74,6 +74,7 @@ type Options struct {
 type Client struct {
 	opts      Options
 	refused   atomic.Int64
+	byReason  [numReasons]atomic.Int64
 	transport *http.Transport
 	limited   *http.Client
 	streaming *http.Client
@@ -145,7 +146,7 @@ func (c *Client) Get(ctx context.Context, rawURL, accept string, maxBytes int64)
 	fail := func(kind error) error { return &Error{URL: redacted(rawURL), Kind: kind} }
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		c.refuse("malformed URL", "url", redacted(rawURL))
+		c.refuse(reasonURL, "malformed URL", "url", redacted(rawURL))
 		return nil, fail(ErrRefused)
 	}
 	if accept != "" {
@@ -200,9 +201,10 @@ func (c *Client) log() *slog.Logger {
 }
 
 // refuse counts and logs a refusal.
-func (c *Client) refuse(reason string, args ...any) {
+func (c *Client) refuse(r reason, msg string, args ...any) {
 	c.refused.Add(1)
-	c.log().Warn("outbound request refused: "+reason, args...)
+	c.byReason[r].Add(1)
+	c.log().Warn("outbound request refused: "+msg, args...)
 }
 
 // redacted is a URL for errors and logs, without user info.
@@ -214,34 +216,35 @@ func redacted(raw string) string {
 	return u.Redacted()
 }
 
-// checkURL applies the scheme and user-info rules to one request URL.
-func (c *Client) checkURL(u *url.URL) error {
+// checkURL applies the scheme and user-info rules to one request URL,
+// and says which rule refused it.
+func (c *Client) checkURL(u *url.URL) (reason, error) {
 	if u.User != nil {
-		return errors.New("user info in the URL")
+		return reasonURL, errors.New("user info in the URL")
 	}
 	if u.Host == "" {
-		return errors.New("no host")
+		return reasonURL, errors.New("no host")
 	}
 	switch u.Scheme {
 	case "https":
-		return nil
+		return 0, nil
 	case "http":
 		if c.opts.AllowLoopback && IsLoopbackHost(u.Hostname()) {
-			return nil
+			return 0, nil
 		}
-		return errors.New("plain http")
+		return reasonScheme, errors.New("plain http")
 	}
-	return fmt.Errorf("scheme %q", u.Scheme)
+	return reasonScheme, fmt.Errorf("scheme %q", u.Scheme)
 }
 
 func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0].URL
 	if len(via) > MaxRedirects {
-		c.refuse("too many redirects", "url", first.Redacted())
+		c.refuse(reasonRedirect, "too many redirects", "url", first.Redacted())
 		return &Error{URL: first.Redacted(), Kind: ErrRefused}
 	}
 	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
-		c.refuse("redirect to another origin", "url", first.Redacted(), "location", req.URL.Redacted())
+		c.refuse(reasonRedirect, "redirect to another origin", "url", first.Redacted(), "location", req.URL.Redacted())
 		return &Error{URL: first.Redacted(), Kind: ErrRefused}
 	}
 	return nil
@@ -258,8 +261,8 @@ type guard struct {
 func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := g.c
 	target := req.URL.Redacted()
-	if err := c.checkURL(req.URL); err != nil {
-		c.refuse(err.Error(), "url", target)
+	if r, err := c.checkURL(req.URL); err != nil {
+		c.refuse(r, err.Error(), "url", target)
 		return nil, &Error{URL: target, Kind: ErrRefused}
 	}
 	resp, err := c.transport.RoundTrip(req)
@@ -332,7 +335,7 @@ func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, e
 	}
 	for _, a := range addrs {
 		if !c.allowed(a) {
-			c.refuse("address not allowed", "host", host, "addr", a.String())
+			c.refuse(reasonAddress, "address not allowed", "host", host, "addr", a.String())
 			return nil, &Error{URL: host, Kind: ErrRefused}
 		}
 	}
@@ -355,7 +358,7 @@ func (c *Client) dial(ctx context.Context, network, address string) (net.Conn, e
 func (c *Client) control(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil || !c.allowed(ap.Addr()) {
-		c.refuse("address not allowed at connect", "addr", address)
+		c.refuse(reasonAddress, "address not allowed at connect", "addr", address)
 		return &Error{URL: address, Kind: ErrRefused}
 	}
 	return nil
