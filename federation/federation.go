@@ -119,7 +119,11 @@ type Store interface {
 	RemoteService(ctx context.Context, issuer, clientID string) ([]byte, error)
 	DeleteRemoteService(ctx context.Context, issuer, clientID string) error
 
-	QuarantineStore // quarantine.go
+	QuarantineStore    // quarantine.go
+	EpochStore         // epoch.go
+	ServiceSectorStore // services.go
+	KeyTrustStore      // keytrust.go
+	SubjectStore       // subjects.go
 }
 
 // Federation is this cloud's side of the commons.
@@ -136,6 +140,10 @@ type Federation struct {
 	// sign-in; ErrorPage renders a readable error page.
 	StartSession func(w http.ResponseWriter, r *http.Request, a *identity.Account, amr []string, detail map[string]any) error
 	ErrorPage    func(w http.ResponseWriter, r *http.Request, status int, title, msg string)
+	// ServiceOf names the service (its client_id here) that a brokered
+	// sign-in returning to returnTo signs the person in to; nil or "": none
+	// (broker.go).
+	ServiceOf func(ctx context.Context, returnTo string) string
 	// ActiveKey returns the key to sign with: the one the published JWKS
 	// names as active (nil: the newest active key in the store).
 	ActiveKey func(ctx context.Context, alg string) (*keys.Signer, error)
@@ -160,6 +168,8 @@ type Federation struct {
 	lastRejected map[string]string // per peer: the last event refused, and why
 	docMu        sync.Mutex
 	docs         map[string]*did.Document // resolved did:key documents
+	sectors      sectorCache              // services.go
+	subjects     subjectState             // subjects.go
 }
 
 // ErrNotPeer reports a cloud that is not (or no longer) a peer.

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,11 +27,14 @@ type Item struct {
 	Seq       int64  `json:"seq"`
 	JWS       string `json:"jws"`
 	PersonJWS string `json:"person_jws,omitempty"`
+	// Epoch is set only in the stream's opening "epoch" event (epoch.go).
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // Payload is what an event's signatures cover.
 type Payload struct {
 	Issuer  string          `json:"iss"`
+	Epoch   string          `json:"epoch,omitempty"` // the feed epoch the sequence number counts in (epoch.go)
 	Seq     int64           `json:"seq"`
 	Type    string          `json:"type"`
 	Account string          `json:"account,omitempty"`
@@ -44,16 +46,15 @@ type Payload struct {
 // AccountData is an account as peers receive it, cut to the person's
 // federation-sharing setting.
 type AccountData struct {
-	Handle         string            `json:"handle"`
-	Name           string            `json:"name,omitempty"`
-	Email          string            `json:"email,omitempty"`
-	EmailVerified  bool              `json:"email_verified,omitempty"`
-	Status         string            `json:"status"`
-	Home           string            `json:"home"`
-	PairwiseSecret string            `json:"pairwise_secret"`
-	CreatedAt      int64             `json:"created_at"`
-	UpdatedAt      int64             `json:"updated_at"`
-	Settings       *privacy.Settings `json:"settings"`
+	Handle        string            `json:"handle"`
+	Name          string            `json:"name,omitempty"`
+	Email         string            `json:"email,omitempty"`
+	EmailVerified bool              `json:"email_verified,omitempty"`
+	Status        string            `json:"status"`
+	Home          string            `json:"home"`
+	CreatedAt     int64             `json:"created_at"`
+	UpdatedAt     int64             `json:"updated_at"`
+	Settings      *privacy.Settings `json:"settings"`
 	// Consents, in privacy.updated events with sharing "all": every
 	// consent the person holds on their home cloud.
 	Consents []ConsentData `json:"consents,omitempty"`
@@ -87,10 +88,11 @@ var personTypes = map[string]bool{
 // MaxPage is the most events one page holds.
 const MaxPage = 1000
 
-// signedKey names one event as built for one peer.
+// signedKey names one event as built for one peer in one epoch.
 type signedKey struct {
-	peer string
-	seq  int64
+	peer  string
+	epoch string
+	seq   int64
 }
 
 type cachedItem struct {
@@ -103,6 +105,7 @@ type pageState struct {
 	accounts map[string]*identity.Account
 	settings map[string]*privacy.Settings
 	keys     map[string]*did.Key
+	grants   map[string]bool // per account: the page's peer may sign the person in (sharing.go)
 }
 
 // Page returns up to limit events after seq, signed, oldest first, as
@@ -114,6 +117,15 @@ func (f *Federation) Page(ctx context.Context, after int64, limit int) ([]Item, 
 // PageFor returns up to limit events after seq, signed, oldest first, cut
 // to what is shared with the peer whose issuer is peer (sharing.go).
 func (f *Federation) PageFor(ctx context.Context, peer string, after int64, limit int) ([]Item, error) {
+	epoch, err := f.Store.FeedEpoch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return f.pageFor(ctx, epoch, peer, after, limit)
+}
+
+// pageFor is PageFor in a given epoch.
+func (f *Federation) pageFor(ctx context.Context, epoch, peer string, after int64, limit int) ([]Item, error) {
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
@@ -126,13 +138,13 @@ func (f *Federation) PageFor(ctx context.Context, peer string, after int64, limi
 	now := time.Now()
 	for i := range evs {
 		f.signMu.Lock()
-		c, ok := f.signed[signedKey{peer, evs[i].Seq}]
+		c, ok := f.signed[signedKey{peer, epoch, evs[i].Seq}]
 		f.signMu.Unlock()
 		if ok && now.Sub(c.at) < 2*time.Second {
 			out = append(out, c.item)
 			continue
 		}
-		it, err := f.build(ctx, ps, &evs[i], peer)
+		it, err := f.build(ctx, ps, epoch, &evs[i], peer)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: %w", evs[i].Seq, err)
 		}
@@ -140,7 +152,7 @@ func (f *Federation) PageFor(ctx context.Context, peer string, after int64, limi
 		if f.signed == nil || len(f.signed) > 4096 {
 			f.signed = map[signedKey]cachedItem{}
 		}
-		f.signed[signedKey{peer, evs[i].Seq}] = cachedItem{it, now}
+		f.signed[signedKey{peer, epoch, evs[i].Seq}] = cachedItem{it, now}
 		f.signMu.Unlock()
 		out = append(out, it)
 	}
@@ -173,8 +185,8 @@ func (ps *pageState) account(ctx context.Context, f *Federation, d string) (*ide
 
 // build makes the signed item of one logged event, with the state it
 // announces cut to what the person shares with peer.
-func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent, peer string) (Item, error) {
-	p := Payload{Issuer: f.Issuer, Seq: e.Seq, Type: e.Type, Account: e.AccountDID, At: e.At.UnixMicro()}
+func (f *Federation) build(ctx context.Context, ps *pageState, epoch string, e *LogEvent, peer string) (Item, error) {
+	p := Payload{Issuer: f.Issuer, Epoch: epoch, Seq: e.Seq, Type: e.Type, Account: e.AccountDID, At: e.At.UnixMicro()}
 	var (
 		data any
 		acct *identity.Account
@@ -205,7 +217,7 @@ func (f *Federation) build(ctx context.Context, ps *pageState, e *LogEvent, peer
 		if acct == nil || acct.HomeIssuer != f.Issuer || (acct.Status != identity.StatusActive && acct.Status != identity.StatusDisabled) {
 			break // not shared: peers drop what they hold
 		}
-		level, err := f.shareLevel(ctx, acct, st, peer)
+		level, err := f.shareLevel(ctx, ps, acct, st, peer)
 		if err != nil {
 			return Item{}, err
 		}
@@ -312,13 +324,9 @@ func consentData(c *privacy.Consent) ConsentData {
 
 // accountData is the shareable view of an account.
 func (f *Federation) accountData(a *identity.Account, st *privacy.Settings) (*AccountData, error) {
-	secret, err := f.Accounts.PairwiseSecret(a)
-	if err != nil {
-		return nil, err
-	}
+	// No pairwise secret: peers ask for the subs they need (subjects.go).
 	ad := &AccountData{Handle: a.Handle, Name: a.Name, Status: a.Status, Home: a.HomeIssuer,
-		PairwiseSecret: base64.RawURLEncoding.EncodeToString(secret),
-		CreatedAt:      a.CreatedAt.UnixMicro(), UpdatedAt: a.UpdatedAt.UnixMicro(), Settings: st}
+		CreatedAt: a.CreatedAt.UnixMicro(), UpdatedAt: a.UpdatedAt.UnixMicro(), Settings: st}
 	if st.FederationSharing == ShareAll {
 		ad.Email, ad.EmailVerified = a.Email, a.EmailVerified
 	}
@@ -328,6 +336,11 @@ func (f *Federation) accountData(a *identity.Account, st *privacy.Settings) (*Ac
 // pageResponse is the body of GET /federation/v1/events.
 type pageResponse struct {
 	Issuer string `json:"iss"`
+	// Epoch is the feed epoch the sequence numbers count in, and Head the
+	// highest one issued (epoch.go); a cloud of an older version sends
+	// neither.
+	Epoch  string `json:"epoch,omitempty"`
+	Head   *int64 `json:"head,omitempty"`
 	Events []Item `json:"events"`
 	Next   int64  `json:"next"`
 	More   bool   `json:"more"`
@@ -411,13 +424,24 @@ func (f *Federation) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	items, err := f.PageFor(r.Context(), peer.Issuer, after, limit+1)
+	epoch, err := f.Store.FeedEpoch(r.Context())
+	var (
+		items []Item
+		head  int64
+	)
+	if err == nil {
+		items, err = f.pageFor(r.Context(), epoch, peer.Issuer, after, limit+1)
+	}
+	if err == nil {
+		// Read after the events: the head is at least the last of them.
+		head, err = f.Store.FeedHead(r.Context())
+	}
 	if err != nil {
 		f.log().ErrorContext(r.Context(), "feed page", "err", err)
 		writeError(w, http.StatusInternalServerError, "server_error", "the feed could not be read")
 		return
 	}
-	resp := pageResponse{Issuer: f.Issuer, Events: items, Next: after}
+	resp := pageResponse{Issuer: f.Issuer, Epoch: epoch, Head: &head, Events: items, Next: after}
 	if len(items) > limit {
 		resp.Events, resp.More = items[:limit], true
 	}
@@ -512,10 +536,23 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 	rc.SetWriteDeadline(time.Now().Add(timeout))
 	w.WriteHeader(http.StatusOK)
-	if !write(true, ": %s\n\n", f.Issuer) {
+	ctx := r.Context()
+	// The stream opens with its epoch and head (epoch.go), and ends when
+	// the epoch changes: the follower then pages the new epoch.
+	epoch, err := f.Store.FeedEpoch(ctx)
+	if err != nil {
+		f.log().ErrorContext(ctx, "feed stream", "err", err)
 		return
 	}
-	ctx := r.Context()
+	head, err := f.Store.FeedHead(ctx)
+	if err != nil {
+		f.log().ErrorContext(ctx, "feed stream", "err", err)
+		return
+	}
+	opening, _ := json.Marshal(epochEvent{Epoch: epoch, Head: head})
+	if !write(true, ": %s\n\nevent: epoch\ndata: %s\n\n", f.Issuer, opening) {
+		return
+	}
 	closing := f.closed()
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
@@ -533,7 +570,7 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		lastRead = time.Now()
 		wake := f.wake.wait()
-		items, err := f.PageFor(ctx, p.Issuer, cursor, 200)
+		items, err := f.pageFor(ctx, epoch, p.Issuer, cursor, 200)
 		if err != nil {
 			if ctx.Err() == nil {
 				f.log().ErrorContext(ctx, "feed stream", "err", err)
@@ -571,6 +608,9 @@ func (f *Federation) serveStream(w http.ResponseWriter, r *http.Request) {
 			return // the peer reconnects from its cursor
 		case <-wake:
 		case <-poll.C:
+			if now, err := f.Store.FeedEpoch(ctx); err != nil || now != epoch {
+				return // a new epoch: the follower pages it
+			}
 		case <-heartbeat.C:
 			if !write(true, ": ping\n\n") {
 				return

@@ -2,7 +2,6 @@ package federation
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,18 +137,26 @@ func (f *Federation) syncPeer(ctx context.Context, issuer string) error {
 	return f.stream(ctx, p)
 }
 
-// CatchUp pages through the peer's feed from its cursor to the end.
+// CatchUp pages through the peer's feed from its cursor to the end. A
+// page in another epoch, or whose head is below the cursor, starts a
+// resync: the feed is replayed from 0, and what the replay did not
+// mention is swept at its end (epoch.go).
 func (f *Federation) CatchUp(ctx context.Context, p *Peer) error {
 	for {
 		page, err := f.fetchPage(ctx, p, p.Cursor, 500)
 		if err != nil {
 			return err
 		}
+		if restart, err := f.checkEpoch(ctx, p, page); err != nil {
+			return err
+		} else if restart {
+			continue
+		}
 		if err := f.ApplyBatch(ctx, p, page.Events); err != nil && !errors.Is(err, ErrQuarantined) {
 			return err
 		}
 		if !page.More {
-			return nil
+			return f.finishResync(ctx, p)
 		}
 	}
 }
@@ -206,6 +213,10 @@ func (f *Federation) fetchPage(ctx context.Context, p *Peer, after int64, limit 
 // batches of what has arrived. It returns on an error or the end; the
 // caller then pages from the cursor.
 func (f *Federation) stream(ctx context.Context, p *Peer) error {
+	pe, err := f.Store.PeerEpoch(ctx, p.Issuer)
+	if err != nil {
+		return err
+	}
 	resp, err := f.peerRequest(ctx, p, "/federation/v1/stream", url.Values{"after": {strconv.FormatInt(p.Cursor, 10)}})
 	if err != nil {
 		return err
@@ -252,6 +263,14 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 				batch = append(batch, it)
 			default:
 				break drain
+			}
+		}
+		for _, it := range batch {
+			if it.Seq == 0 && it.Epoch != "" && it.Epoch != pe.Epoch {
+				// The stream is in another epoch than the cursor: paging
+				// resyncs (epoch.go).
+				f.log().Info("a peer's stream is in a new feed epoch", "peer", p.Issuer, "epoch", it.Epoch)
+				return nil
 			}
 		}
 		if err := f.ApplyBatch(ctx, p, batch); err != nil && !errors.Is(err, ErrQuarantined) {
@@ -316,6 +335,10 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 		batch []verified
 		bad   []refused
 	)
+	pe, err := f.Store.PeerEpoch(ctx, p.Issuer)
+	if err != nil {
+		return fmt.Errorf("epoch of %s: %w", p.Issuer, err)
+	}
 	// Accounts with an event in quarantine: their later events wait.
 	held := holdSet{}
 	inQuarantine := map[int64]string{} // seq → the account it holds
@@ -336,6 +359,10 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 			continue // a heartbeat, or already applied
 		}
 		pl, err := f.verify(ctx, p, it)
+		if err == nil && pe.Epoch != "" && pl.Epoch != pe.Epoch {
+			// A copy of another epoch's event (epoch.go).
+			pl, err = nil, fmt.Errorf("signed for feed epoch %q; the peer's feed is in epoch %q", pl.Epoch, pe.Epoch)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -371,6 +398,11 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 				}
 				if !fresh {
 					continue
+				}
+				if pe.Resyncing {
+					if err := f.markSeen(ctx, p, v.pl); err != nil {
+						return err
+					}
 				}
 				if acct, ok := inQuarantine[v.pl.Seq]; ok {
 					// The genuine event arrived after a copy that failed: the
@@ -658,20 +690,14 @@ func replicaConsent(issuer, account string, cd ConsentData) *privacy.Consent {
 }
 
 func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *AccountData, cur *identity.Account) error {
-	secret, err := base64.RawURLEncoding.DecodeString(ad.PairwiseSecret)
-	if err != nil || len(secret) < 16 {
-		return fmt.Errorf("%w: pairwise secret", ErrRejected)
-	}
 	if ad.Status != identity.StatusActive && ad.Status != identity.StatusDisabled {
 		return fmt.Errorf("%w: status %q", ErrRejected, ad.Status)
 	}
-	// The replica holds no DID key: it cannot sign for the person.
-	sealed, err := f.Accounts.SealPairwiseSecret(d, secret)
-	if err != nil {
-		return err
-	}
+	// The replica holds no DID key: it cannot sign for the person; nor
+	// the pairwise secret (a pairwise_secret an older home still sends is
+	// ignored): its subs come from the home (subjects.go).
 	a := &identity.Account{DID: d, Handle: replicaHandle(ad.Handle, p.Issuer), Email: ad.Email, EmailVerified: ad.EmailVerified,
-		Name: ad.Name, Status: ad.Status, HomeIssuer: p.Issuer, PairwiseSecretSealed: sealed,
+		Name: ad.Name, Status: ad.Status, HomeIssuer: p.Issuer,
 		CreatedAt: time.UnixMicro(ad.CreatedAt).UTC(), UpdatedAt: time.UnixMicro(ad.UpdatedAt).UTC()}
 	if cur != nil {
 		a.CreatedAt = cur.CreatedAt

@@ -221,7 +221,7 @@ func brokeredSignIn(t *testing.T, b *browser, authURL, home, user, password stri
 		form.Set("password", password)
 		p = b.post(home+"/login", form)
 	}
-	return b.answerConsent(p, consent)
+	return b.answerConsent(b.answerPeerConsent(p, consent), consent)
 }
 
 // exchangeSub redeems a code at a relying party and returns the verified ID
@@ -473,10 +473,12 @@ func TestFederation(t *testing.T) {
 		t.Fatalf("profile change on a replica: %d %v", st, out)
 	}
 
-	// Someone who shares nothing is told so on B, and B holds nothing.
+	// Someone who shares nothing and does not let B sign them in is told
+	// so on B, and B holds nothing.
 	bob := lastLine(a.env.must(t, pw+"\n", "user", "create", "--username", "bob", "--password-stdin"))
-	p = brokeredSignIn(t, newFedBrowser(t), notesB.conf.AuthCodeURL(randString(12), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), a.base, "bob", pw, nil)
-	if p.status != 403 || !strings.Contains(p.body, "not shared with this cloud") {
+	p = brokeredSignIn(t, newFedBrowser(t), notesB.conf.AuthCodeURL(randString(12), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), a.base, "bob", pw,
+		func(f url.Values) { f.Set("decision", "deny") })
+	if p.status != 403 || !strings.Contains(p.body, "access_denied") {
 		t.Fatalf("brokered sign-in without sharing: %d %s\n%s", p.status, p.url, p.body)
 	}
 	if _, err := dbB.GetAccount(ctx, bob); err == nil {

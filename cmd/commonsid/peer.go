@@ -17,8 +17,9 @@ const peerUsage = `usage: commonsid peer add URL [--endpoint URL] | list | remov
   add     fetch the cloud's discovery and did:web documents, pin its keys and
           record it as a peer (the other cloud must add this one too)
   list    the peers, with replication state
-  remove  stop federating with a cloud and drop what was replicated from it
-` + peerQuarantineUsage
+  remove  stop federating with a cloud and drop what was replicated from it;
+          forks here that joined a family through it are detached
+` + peerQuarantineUsage + peerTrustUsage
 
 // federation builds this cloud's federation service.
 func (cl *cloud) federation() *federation.Federation {
@@ -50,6 +51,10 @@ type peerJSON struct {
 	Quarantined int        `json:"quarantined_events"`
 	// QuarantineDropped counts quarantined events dropped over the bound.
 	QuarantineDropped int64 `json:"quarantine_dropped,omitempty"`
+	// Feed is the peer's feed epoch and this cloud's resyncs with it.
+	Feed peerFeedJSON `json:"feed"`
+	// PendingKeys are keys the peer publishes that are not trusted here.
+	PendingKeys []pendingKeyJSON `json:"pending_keys,omitempty"`
 }
 
 func runPeer(ctx context.Context, c *cli, args []string) error {
@@ -68,6 +73,8 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 		return nil
 	case "rejected", "retry", "drop":
 		return runPeerQuarantine(ctx, c, sub, args)
+	case "trust":
+		return runPeerTrust(ctx, c, args)
 	case "add":
 		extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&endpoint, "endpoint", "", "base URL to fetch the peer's feed from, when not its issuer (an internal address or gateway)")
@@ -112,6 +119,11 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return usagef("%v", err)
 		}
+		if _, err := cl.db.GetPeer(ctx, iss); err == nil {
+			if err := printDetached(ctx, c, cl, iss); err != nil { // peer_detach.go
+				return err
+			}
+		}
 		if err := cl.db.DeletePeer(ctx, iss); err != nil {
 			if isNotFound(err) {
 				return fmt.Errorf("%s is not a peer", iss)
@@ -149,6 +161,12 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 		if pj.Quarantined, pj.QuarantineDropped, err = cl.db.QuarantineCount(ctx, p.Issuer); err != nil {
 			return err
 		}
+		if pj.Feed, err = peerFeed(ctx, cl, p.Issuer); err != nil {
+			return err
+		}
+		if pj.PendingKeys, err = pendingKeys(ctx, cl, p.Issuer); err != nil {
+			return err
+		}
 		out = append(out, pj)
 	}
 	if asJSON {
@@ -161,13 +179,17 @@ func runPeer(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ISSUER\tCURSOR\tLAST EVENT\tREJECTED\tQUARANTINED\tLAST ERROR")
+	fmt.Fprintln(tw, "ISSUER\tCURSOR\tLAST EVENT\tREJECTED\tQUARANTINED\tEPOCH\tLAST RESYNC\tLAST ERROR")
 	for _, p := range out {
 		last := "-"
 		if p.LastEventAt != nil {
 			last = p.LastEventAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", p.Issuer, p.Cursor, last, p.Rejected, p.Quarantined, p.LastError)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Issuer, p.Cursor, last, p.Rejected, p.Quarantined, p.Feed.epochCell(), p.Feed.resyncCell(), p.LastError)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	printPendingKeys(c.stdout, out)
+	return nil
 }

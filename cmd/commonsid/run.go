@@ -51,6 +51,7 @@ func commands() []command {
 		{"export", "export an account to a signed, encrypted file", runExport},
 		{"import", "import an account from an export file; this cloud becomes its home", runImport},
 		{"peer", "federate with other clouds (add, list, remove)", runPeer},
+		{"feed", "this cloud's event feed (status, new-epoch after a restore)", runFeed},
 		{"bench", "drive load against a running server and report req/s, p50, p99 and RSS", runBench},
 		{"version", "print the version", func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintln(c.stdout, "commonsid", version)

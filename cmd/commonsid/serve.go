@@ -64,6 +64,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	} else if created {
 		log.Info("created the cloud signing key", "alg", keys.DefaultAlg)
 	}
+	if _, err := startFeedEpoch(ctx, cl); err != nil {
+		return err
+	}
 	cloudDID, _ := did.WebDID(cfg.Issuer)
 	secret, err := cl.globalSecret(ctx)
 	if err != nil {
@@ -82,6 +85,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) },
 		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable(), Events: cl.db}
 	fed := cl.federation()
+	if n, err := upgradeReplicaSecrets(ctx, cl, log); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("replicas keep their subs and no longer hold a pairwise secret", "replicas", n)
+	}
 	fed.StartSession, fed.ErrorPage = pages.StartSession, pages.ErrorPage
 	pages.HomeClouds = func(ctx context.Context) ([]web.HomeCloud, error) {
 		peers, err := cl.db.ListPeers(ctx)
@@ -102,6 +110,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Resources: cfg.resources(),
 	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log,
 		RemoteService:        cl.remoteService,
+		ReplicaSubjects:      replicaSubjects(fed),
 		RevocationsAnnounced: cl.db.Dialect() == sqlstore.Postgres,
 		PeerIntrospect: func(ctx context.Context, token string) (map[string]any, bool, error) {
 			info, err := fed.IntrospectPeerToken(ctx, token)
@@ -117,9 +126,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 			return info.Claims, true, nil
 		},
 		Discovery: map[string]any{
-			"federation_events_endpoint":  cfg.Issuer + "/federation/v1/events",
-			"federation_stream_endpoint":  cfg.Issuer + "/federation/v1/stream",
-			"federation_members_endpoint": cfg.Issuer + "/federation/v1/members",
+			"federation_events_endpoint":   cfg.Issuer + "/federation/v1/events",
+			"federation_stream_endpoint":   cfg.Issuer + "/federation/v1/stream",
+			"federation_members_endpoint":  cfg.Issuer + "/federation/v1/members",
+			"federation_keys_endpoint":     cfg.Issuer + federation.KeysPath,
+			"federation_subjects_endpoint": cfg.Issuer + federation.SubjectsPath,
 		},
 	})
 	if err != nil {
@@ -129,13 +140,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	cl.db.OnEvents(fed.EventsAppended)
 	cl.db.OnEvents(provider.EventsAppended)
 	fed.ActiveKey = provider.ActiveKey
+	fed.ServiceOf = provider.ReturnToClient
 	if bc := provider.Backchannel(); bc != nil {
 		pages.EndingSignIns = bc.Ending
 	}
 	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
-		Areas: []server.Mounter{pages, provider, fed},
+		Areas: []server.Mounter{pages, provider, fed}, Collectors: cfg.outboundCollectors(log),
 	}
 	h, err := srv.Handler()
 	if err != nil {
@@ -202,6 +214,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		provider.RunBackchannel(bg, envDuration(c.env, "COMMONSID_BACKCHANNEL_RETRY", oidc.DefaultBackchannelRetry))
 	})
 	workers.Go(func() { fed.Run(bg) })
+	workers.Go(func() { markFeed(bg, cl) })
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
