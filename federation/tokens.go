@@ -10,17 +10,24 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/onecommons/commonsid/store"
 )
 
 // Member is one issuer of the commons whose tokens services here honor.
+// A peer's JWKS is the key set this cloud has pinned for it (changed only
+// by a vouched key-set update or peer trust, keytrust.go): a resource
+// server verifies the peer's tokens with those keys, never with whatever
+// the peer's jwks_uri serves at the moment. This cloud's own entry has
+// none: its jwks_uri is the service's own cloud.
 type Member struct {
-	Issuer  string `json:"issuer"`
-	DID     string `json:"did"`
-	JWKSURI string `json:"jwks_uri"`
-	Self    bool   `json:"self,omitempty"`
+	Issuer  string              `json:"issuer"`
+	DID     string              `json:"did"`
+	JWKSURI string              `json:"jwks_uri"`
+	JWKS    *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	Self    bool                `json:"self,omitempty"`
 }
 
 // Members lists this cloud and its peers.
@@ -31,7 +38,8 @@ func (f *Federation) Members(ctx context.Context) ([]Member, error) {
 	}
 	out := []Member{{Issuer: f.Issuer, DID: f.DID, JWKSURI: f.Issuer + "/jwks.json", Self: true}}
 	for _, p := range peers {
-		out = append(out, Member{Issuer: p.Issuer, DID: p.DID, JWKSURI: p.JWKSURI})
+		jwks := p.JWKS
+		out = append(out, Member{Issuer: p.Issuer, DID: p.DID, JWKSURI: p.JWKSURI, JWKS: &jwks})
 	}
 	return out, nil
 }

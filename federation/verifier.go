@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
@@ -29,6 +30,8 @@ type TokenVerifier struct {
 
 	mu        sync.Mutex
 	verifiers map[string]*oidc.IDTokenVerifier
+	pinned    map[string]jose.JSONWebKeySet // per peer issuer: the keys its cloud pinned
+	loadedAt  time.Time
 }
 
 // Load reads the trust list, GET {Cloud}/federation/v1/members; call it
@@ -49,8 +52,9 @@ func (m *TokenVerifier) Load(ctx context.Context) error {
 	}
 	var list struct {
 		Members []struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
+			Issuer  string              `json:"issuer"`
+			JWKSURI string              `json:"jwks_uri"`
+			JWKS    *jose.JSONWebKeySet `json:"jwks"`
 		} `json:"members"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxDocument)).Decode(&list); err != nil {
@@ -58,17 +62,66 @@ func (m *TokenVerifier) Load(ctx context.Context) error {
 	}
 	ctx = oidc.ClientContext(ctx, client)
 	vs := map[string]*oidc.IDTokenVerifier{}
+	pinned := map[string]jose.JSONWebKeySet{}
 	for _, mem := range list.Members {
-		keys := oidc.NewRemoteKeySet(ctx, mem.JWKSURI) // caches keys, refetches on an unknown kid
+		// A peer's keys are the ones the service's cloud pinned for it;
+		// the cloud's own (and an older cloud's list without keys) come
+		// from its jwks_uri, refetched on an unknown kid.
+		var keys oidc.KeySet
+		if mem.JWKS != nil {
+			pinned[mem.Issuer] = *mem.JWKS
+			keys = &pinnedKeys{issuer: mem.Issuer, m: m}
+		} else {
+			keys = oidc.NewRemoteKeySet(ctx, mem.JWKSURI)
+		}
 		vs[mem.Issuer] = oidc.NewVerifier(mem.Issuer, keys, &oidc.Config{
 			SkipClientIDCheck:    true, // the expected audience is checked in Verify
 			SupportedSigningAlgs: []string{"ES256", "EdDSA", "RS256"},
 		})
 	}
 	m.mu.Lock()
-	m.verifiers = vs
+	m.verifiers, m.pinned = vs, pinned
+	m.loadedAt = time.Now()
 	m.mu.Unlock()
 	return nil
+}
+
+// pinnedKey returns the key kid pinned for a peer issuer. A kid not pinned
+// makes it read the trust list again (the cloud may have pinned a vouched
+// rotation since), at most every 10 seconds.
+func (m *TokenVerifier) pinnedKey(ctx context.Context, issuer, kid string) (*jose.JSONWebKey, error) {
+	for attempt := 0; ; attempt++ {
+		m.mu.Lock()
+		set, recent := m.pinned[issuer], time.Since(m.loadedAt) < 10*time.Second
+		m.mu.Unlock()
+		if ks := set.Key(kid); len(ks) > 0 {
+			return &ks[0], nil
+		}
+		if attempt > 0 || recent {
+			return nil, fmt.Errorf("key %q is not a key the cloud pinned for %s", kid, issuer)
+		}
+		if err := m.Load(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// pinnedKeys verifies a peer's tokens with the keys its cloud pinned.
+type pinnedKeys struct {
+	issuer string
+	m      *TokenVerifier
+}
+
+func (k *pinnedKeys) VerifySignature(ctx context.Context, token string) ([]byte, error) {
+	obj, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
+	if err != nil || len(obj.Signatures) != 1 {
+		return nil, errors.New("not a signed JWT")
+	}
+	key, err := k.m.pinnedKey(ctx, k.issuer, obj.Signatures[0].Header.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	return obj.Verify(key.Key)
 }
 
 // Verify checks a bearer token's signature, issuer and lifetime, that it

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/keys"
 )
@@ -185,6 +188,17 @@ func testPeerKeyTrust(t *testing.T, mkB func(testing.TB) env) {
 			t.Fatalf("%s with A's token of the unvouched key: %d", path, st)
 		}
 	}
+	// A resource server on B verifies A's tokens with the keys B pinned,
+	// not with whatever A's jwks_uri serves now: a token signed by the
+	// unvouched key is refused.
+	accessByTaken := mintAccessToken(t, clA, a.base, "https://notes.example/api")
+	tv := &federation.TokenVerifier{Cloud: b.base}
+	if err := tv.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tv.Verify(ctx, accessByTaken, "https://notes.example/api"); err == nil || !strings.Contains(err.Error(), taken.KID) {
+		t.Fatalf("B's members list lets a resource server accept a token of the unvouched key: %v", err)
+	}
 	if n := strings.Count(b.logs.String(), "a peer publishes a key that no pinned key vouched for"); n != 1 {
 		t.Fatalf("the untrusted key was logged %d times, want once", n)
 	}
@@ -224,6 +238,36 @@ func testPeerKeyTrust(t *testing.T, mkB func(testing.TB) env) {
 	if st := feedStatus("/federation/v1/events"); st != http.StatusOK {
 		t.Fatalf("feed with A's token after peer trust: %d", st)
 	}
+	// The resource server picks the trusted key up from the members list.
+	tv = &federation.TokenVerifier{Cloud: b.base}
+	if err := tv.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if claims, err := tv.Verify(ctx, accessByTaken, "https://notes.example/api"); err != nil || claims["iss"] != a.base {
+		t.Fatalf("a token of the key trusted by peer trust: %v %v", claims, err)
+	}
+}
+
+// mintAccessToken signs an RFC 9068 access token with the cloud's active
+// key, as its token endpoint would.
+func mintAccessToken(t *testing.T, cl *cloud, issuer, audience string) string {
+	t.Helper()
+	k, err := cl.keys.Active(context.Background(), keys.DefaultAlg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Alg), Key: k.Key},
+		(&jose.SignerOptions{}).WithType("at+jwt").WithHeader("kid", k.KID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := jwt.Signed(s).Claims(jwt.Claims{Issuer: issuer, Subject: "did:key:z6MkpTHR8VNsBxYAAWHut2Geadd9jSwuBV8xRoAnwWsdvktH",
+		Audience: jwt.Audience{audience}, IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute))}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // TestOutboundRefusedMetric: a refusal of the guarded outbound client (a
