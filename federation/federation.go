@@ -103,6 +103,7 @@ type Store interface {
 	OnEvents(fn func())
 
 	GetAccount(ctx context.Context, did string) (*identity.Account, error)
+	GetAccountByHandle(ctx context.Context, handle string) (*identity.Account, error)
 	GetSettings(ctx context.Context, did string) (*privacy.Settings, error)
 	GetConsent(ctx context.Context, did, clientID string) (*privacy.Consent, error)
 	ListConsents(ctx context.Context, did string) ([]*privacy.Consent, error)

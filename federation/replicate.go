@@ -672,7 +672,7 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		}
 		a := *cur
 		a.HomeIssuer, a.Handle = to, replicaHandle(bareHandle(cur.Handle), to)
-		return f.Store.PutReplica(ctx, &a)
+		return f.putReplicaAccount(ctx, &a)
 	}
 	return nil // an event type this version does not know: skipped
 }
@@ -693,6 +693,17 @@ func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *Acco
 	if ad.Status != identity.StatusActive && ad.Status != identity.StatusDisabled {
 		return fmt.Errorf("%w: status %q", ErrRejected, ad.Status)
 	}
+	// What a peer sends is held to the rules of local accounts.
+	if h, err := identity.NormalizeHandle(ad.Handle); err != nil || h != ad.Handle {
+		return fmt.Errorf("%w: handle %.64q is not a valid handle", ErrRejected, ad.Handle)
+	}
+	name, err := identity.ValidateName(ad.Name)
+	if err != nil || name != ad.Name {
+		return fmt.Errorf("%w: name: not valid text of at most %d characters", ErrRejected, identity.NameMax)
+	}
+	if e, err := identity.ValidateEmail(ad.Email); err != nil || e != ad.Email {
+		return fmt.Errorf("%w: email %.64q is not an email address", ErrRejected, ad.Email)
+	}
 	// The replica holds no DID key: it cannot sign for the person; nor
 	// the pairwise secret (a pairwise_secret an older home still sends is
 	// ignored): its subs come from the home (subjects.go).
@@ -702,7 +713,7 @@ func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *Acco
 	if cur != nil {
 		a.CreatedAt = cur.CreatedAt
 	}
-	if err := f.Store.PutReplica(ctx, a); err != nil {
+	if err := f.putReplicaAccount(ctx, a); err != nil {
 		return err
 	}
 	if ad.Settings != nil {
@@ -714,6 +725,21 @@ func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *Acco
 		}
 	}
 	return nil
+}
+
+// putReplicaAccount writes a replica, refusing (ErrRejected) one whose
+// handle another account holds: on PostgreSQL a unique violation would
+// abort the whole batch's transaction, and the follower would retry the
+// same batch for ever.
+func (f *Federation) putReplicaAccount(ctx context.Context, a *identity.Account) error {
+	other, err := f.Store.GetAccountByHandle(ctx, a.Handle)
+	switch {
+	case err == nil && other.DID != a.DID:
+		return fmt.Errorf("%w: handle %s is held here by another account", ErrRejected, a.Handle)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	return f.Store.PutReplica(ctx, a)
 }
 
 // replicaHandle is how a replicated account's handle is kept: qualified
