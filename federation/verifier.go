@@ -113,7 +113,7 @@ type pinnedKeys struct {
 }
 
 func (k *pinnedKeys) VerifySignature(ctx context.Context, token string) ([]byte, error) {
-	obj, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
+	obj, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256})
 	if err != nil || len(obj.Signatures) != 1 {
 		return nil, errors.New("not a signed JWT")
 	}
