@@ -138,7 +138,10 @@ func TestHostilePeerStream(t *testing.T) {
 					t.Fatal("no second stream within 30 s")
 				case <-time.After(20 * time.Millisecond):
 				}
-				if grown := int64(heapInUse()) - int64(before); grown > 16<<20 {
+				// Far below the 64 MiB sent: the follower's reads (a page
+				// buffer grows by copying), with room for what else the
+				// test process holds on a busy machine.
+				if grown := int64(heapInUse()) - int64(before); grown > 24<<20 {
 					t.Fatalf("the heap grew by %d MiB while reading a hostile stream", grown>>20)
 				}
 			}

@@ -115,7 +115,7 @@ func testPeerKeyTrust(t *testing.T, mkB func(testing.TB) env) {
 		t.Fatal(err)
 	}
 	for _, kid := range pinned() {
-		a.env.must(t, "", "keys", "retire", kid)
+		a.env.must(t, "", "keys", "retire", "--", kid)
 	}
 	before := peerA().Cursor
 	deadline = time.Now().Add(40 * time.Second)
