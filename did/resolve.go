@@ -53,6 +53,8 @@ type Resolver struct {
 	Transport http.RoundTripper
 	// Timeout bounds one did:web resolution; zero means WebTimeout.
 	Timeout time.Duration
+	// WebVH fetches did:webvh logs (webvh_resolve.go); nil: did:webvh is not resolved.
+	WebVH WebVHFetcher
 }
 
 // The default guarded clients of a zero Resolver: one for DIDs on public
@@ -87,6 +89,8 @@ func (r *Resolver) Resolve(ctx context.Context, id string) (*Document, error) {
 		doc, err = resolveJWK(id)
 	case "web":
 		doc, err = r.resolveWeb(ctx, id)
+	case "webvh":
+		doc, err = r.resolveWebVH(ctx, id)
 	default:
 		return nil, fmt.Errorf("%w: did:%s", ErrUnsupportedMethod, method)
 	}
