@@ -66,27 +66,41 @@ type consentState struct {
 	family *privacy.Consent
 }
 
-func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, challenge string) (*consentState, bool) {
+// pendingRequest is what a consent page works on: the stored
+// authorization request of challenge and the signed-in person. It answers
+// (and returns false) when the challenge is unknown, nobody is signed in
+// (to the login page, back here after) or the request no longer stands.
+func (p *Provider) pendingRequest(w http.ResponseWriter, r *http.Request, challenge string) (*Challenge, fosite.AuthorizeRequester, *identity.Account, bool) {
 	ctx := r.Context()
 	ch, err := p.loadChallenge(ctx, challenge)
 	if err != nil {
 		p.errorPage(w, r, http.StatusBadRequest, "Sign-in expired", "This sign-in request is unknown or has expired. Please return to the service and start again.")
-		return nil, false
+		return nil, nil, nil, false
 	}
 	_, acct, err := p.Sessions.Resolve(ctx, cookieValue(r, p.SessionCookie))
 	if err != nil && !errors.Is(err, identity.ErrNoSession) {
 		p.serverError(w, r, err)
-		return nil, false
+		return nil, nil, nil, false
 	}
 	if err != nil {
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape("/authorize/resume?challenge="+ch.IDHash), http.StatusSeeOther)
-		return nil, false
+		return nil, nil, nil, false
 	}
 	ar, err := p.rebuild(ctx, r, ch)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
+		return nil, nil, nil, false
+	}
+	return ch, ar, acct, true
+}
+
+func (p *Provider) loadConsentState(w http.ResponseWriter, r *http.Request, challenge string) (*consentState, bool) {
+	ctx := r.Context()
+	ch, ar, acct, ok := p.pendingRequest(w, r, challenge)
+	if !ok {
 		return nil, false
 	}
+	var err error
 	st := &consentState{ch: ch, ar: ar, client: ar.GetClient().(*Client), acct: acct}
 	if st.settings, err = p.settings(ctx, acct.DID); err != nil {
 		p.serverError(w, r, err)

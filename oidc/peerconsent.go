@@ -60,25 +60,11 @@ type peerConsentState struct {
 
 func (p *Provider) loadPeerConsentState(w http.ResponseWriter, r *http.Request, challenge string) (*peerConsentState, bool) {
 	ctx := r.Context()
-	ch, err := p.loadChallenge(ctx, challenge)
-	if err != nil {
-		p.errorPage(w, r, http.StatusBadRequest, "Sign-in expired", "This sign-in request is unknown or has expired. Please return to the service and start again.")
+	ch, ar, acct, ok := p.pendingRequest(w, r, challenge)
+	if !ok {
 		return nil, false
 	}
-	_, acct, err := p.Sessions.Resolve(ctx, cookieValue(r, p.SessionCookie))
-	if err != nil && !errors.Is(err, identity.ErrNoSession) {
-		p.serverError(w, r, err)
-		return nil, false
-	}
-	if err != nil {
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape("/authorize/resume?challenge="+ch.IDHash), http.StatusSeeOther)
-		return nil, false
-	}
-	ar, err := p.rebuild(ctx, r, ch)
-	if err != nil {
-		p.authorizeError(w, r, ar, err)
-		return nil, false
-	}
+	var err error
 	client := ar.GetClient().(*Client)
 	if !client.Peer {
 		// The page of services is the consent page.
