@@ -167,6 +167,10 @@ type Federation struct {
 	signed       map[signedKey]cachedItem // recently served events, per peer
 	rejMu        sync.Mutex
 	lastRejected map[string]string // per peer: the last event refused, and why
+	keySetMu     sync.Mutex
+	keySetRaw    []byte    // the key-set statement served (keytrust.go)
+	keySetKids   string    // of the published keys it covers
+	keySetAt     time.Time // when it was made
 	docMu        sync.Mutex
 	docs         map[string]*did.Document // resolved did:key documents
 	sectors      sectorCache              // services.go

@@ -139,10 +139,41 @@ func (f *Federation) KeySet(ctx context.Context) ([]byte, error) {
 	return []byte(obj.FullSerialize()), nil
 }
 
+// keySetReuse is how long one key-set statement is served.
+const keySetReuse = 10 * time.Second
+
 // serveKeys answers GET /federation/v1/keys with the key-set statement.
 // Like the JWKS it is public.
+// The statement of one published key set is made at most once per
+// keySetReuse and served from memory in between: an anonymous flood costs
+// no signatures. A change of the published keys makes a new one at once.
 func (f *Federation) serveKeys(w http.ResponseWriter, r *http.Request) {
-	raw, err := f.KeySet(r.Context())
+	var (
+		raw []byte
+		err error
+	)
+	if f.Keys == nil {
+		err = errors.New("no signing keys")
+	}
+	var pub []jose.JSONWebKey
+	if err == nil {
+		pub, err = f.Keys.Published(r.Context())
+	}
+	if err == nil {
+		set := strings.Join(kids(&jose.JSONWebKeySet{Keys: pub}), " ")
+		f.keySetMu.Lock()
+		if f.keySetKids == set && time.Since(f.keySetAt) < keySetReuse {
+			raw = f.keySetRaw
+		}
+		f.keySetMu.Unlock()
+		if raw == nil {
+			if raw, err = f.KeySet(r.Context()); err == nil {
+				f.keySetMu.Lock()
+				f.keySetRaw, f.keySetKids, f.keySetAt = raw, set, time.Now()
+				f.keySetMu.Unlock()
+			}
+		}
+	}
 	if err != nil {
 		f.log().ErrorContext(r.Context(), "key-set statement", "err", err)
 		writeError(w, http.StatusInternalServerError, "server_error", "the key-set statement could not be made")
