@@ -37,6 +37,10 @@ type Service struct {
 	// Log receives warnings about stored password hashes; nil uses
 	// slog.Default.
 	Log *slog.Logger
+	// DIDMethod is the DID method of new accounts: "" or DIDMethodKey
+	// (did:key), or DIDMethodWebVH, whose logs DIDLogs keeps (webvh.go).
+	DIDMethod string
+	DIDLogs   DIDLogStore
 
 	// hashing bounds concurrent argon2id computations (each takes
 	// Argon2.Memory KiB), so a burst of sign-ups or logins cannot exhaust
@@ -126,7 +130,8 @@ func (p *CreateParams) Validate() error {
 func aadDIDKey(d string) []byte   { return []byte("commonsid/account/did-key/" + d) }
 func aadPairwise(d string) []byte { return []byte("commonsid/account/pairwise-secret/" + d) }
 
-// Create validates p, mints the account's did:key and pairwise secret, hashes
+// Create validates p, mints the account's DID (its did:key, or a did:webvh
+// DID with DIDMethodWebVH: webvh.go) and pairwise secret, hashes
 // the password and stores the account. A taken handle returns ErrHandleTaken.
 func (s *Service) Create(ctx context.Context, p CreateParams) (*Account, error) {
 	if err := p.Validate(); err != nil {
@@ -149,6 +154,12 @@ func (s *Service) create(ctx context.Context, p CreateParams, passwordHash strin
 	if err != nil {
 		return nil, err
 	}
+	var didLog *DIDLog
+	if s.DIDMethod == DIDMethodWebVH {
+		if key, didLog, err = s.newWebVH(key); err != nil {
+			return nil, err
+		}
+	}
 	secret := make([]byte, PairwiseSecretSize)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("pairwise secret: %w", err)
@@ -164,7 +175,12 @@ func (s *Service) create(ctx context.Context, p CreateParams, passwordHash strin
 		DIDKeySealed: sealedKey, PairwiseSecretSealed: sealedSecret,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.Store.CreateAccount(ctx, a); err != nil {
+	if didLog != nil {
+		err = s.DIDLogs.CreateAccountWithDIDLog(ctx, a, didLog)
+	} else {
+		err = s.Store.CreateAccount(ctx, a)
+	}
+	if err != nil {
 		var dup *store.DuplicateError
 		if errors.As(err, &dup) && dup.Field == "handle" {
 			return nil, fmt.Errorf("%w: %s", ErrHandleTaken, p.Handle)
@@ -217,7 +233,8 @@ func (s *Service) Lookup(ctx context.Context, ref string) (*Account, error) {
 	return s.Store.GetAccountByHandle(ctx, h)
 }
 
-// SigningKey returns the account's custodial did:key.
+// SigningKey returns the account's custodial key: its did:key, or for a
+// did:webvh account the key under the account's DID (webvh.go).
 func (s *Service) SigningKey(a *Account) (*did.Key, error) {
 	if len(a.DIDKeySealed) == 0 {
 		return nil, fmt.Errorf("account %s holds no custodial key", a.Handle)
@@ -228,6 +245,10 @@ func (s *Service) SigningKey(a *Account) (*did.Key, error) {
 	}
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("DID key of %s has %d bytes", a.Handle, len(seed))
+	}
+	if IsWebVH(a.DID) {
+		// The seed is sealed to this DID (aad): it is the account's key.
+		return webvhKey(a.DID, ed25519.NewKeyFromSeed(seed)), nil
 	}
 	k, err := did.KeyFromPrivate(ed25519.NewKeyFromSeed(seed))
 	if err != nil {

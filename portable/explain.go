@@ -26,6 +26,7 @@ var explanations = []struct {
 	{ErrOlderExport, "the file is older than the account on this cloud: a replayed export would undo later changes"},
 	{ErrHandleTaken, "the handle is taken on this cloud: choose another"},
 	{identity.ErrHashOutOfBounds, "the password hash in this export uses argon2id parameters outside what this cloud accepts (" + identity.Argon2Bounds + ")"},
+	{identity.ErrWebVHExport, "accounts with a did:webvh DID cannot be exported yet: an export file carries a did:key account, and the cloud importing it would not hold the DID's log"},
 	{identity.ErrMalformedHash, "the password hash in this export is not an argon2id hash this cloud can read"},
 }
 

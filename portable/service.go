@@ -61,6 +61,9 @@ func (s *Service) Export(ctx context.Context, accountDID, passphrase string, inc
 	if a.Status != identity.StatusActive && a.Status != identity.StatusDisabled {
 		return nil, fmt.Errorf("%w: account %s is %s", ErrNotHome, a.Handle, a.Status)
 	}
+	if identity.IsWebVH(a.DID) {
+		return nil, fmt.Errorf("%w: %s", identity.ErrWebVHExport, a.Handle)
+	}
 	key, err := s.Accounts.SigningKey(a)
 	if err != nil {
 		return nil, err

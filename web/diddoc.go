@@ -26,8 +26,7 @@ func (h *Handler) accountDIDDocument(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such account here", http.StatusNotFound)
 		return
 	}
-	var res did.Resolver
-	doc, err := res.Resolve(r.Context(), a.DID)
+	doc, err := h.localResolver().Resolve(r.Context(), a.DID)
 	if err != nil {
 		// The resolver's error names the DID: log its cause only.
 		h.Log.ErrorContext(r.Context(), "resolve account DID", "err", identity.RootCause(err))

@@ -125,6 +125,7 @@ func (h *Handler) Mount(r chi.Router) {
 		h.mountAccount(r)
 		h.mountPortable(r)
 		r.Get("/dids/{did}", h.accountDIDDocument)
+		h.mountDIDLogs(r)
 		h.mountPasskeys(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))

@@ -124,10 +124,14 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 	km := &keys.Manager{Store: db, KEK: kek}
 	accounts := identity.NewService(db, kek, cfg.Issuer)
 	accounts.Log = log
-	return &cloud{
+	cl := &cloud{
 		cfg: cfg, log: log, db: db, kek: kek, keys: km,
 		accounts: accounts, issuerKnown: known,
-	}, nil
+	}
+	if err := cl.useAccountDID(); err != nil {
+		return fail(err)
+	}
+	return cl, nil
 }
 
 // cloudExists reports a data folder without a SQLite database, before

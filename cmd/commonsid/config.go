@@ -46,6 +46,9 @@ type Config struct {
 	// fetches may reach although they are private: peers on the
 	// operator's own network.
 	OutboundAllow string
+	// AccountDID is the DID method of new accounts: key or webvh
+	// (account_did.go).
+	AccountDID string
 	// Resources lists resource servers (RFC 8707 resource URIs,
 	// comma-separated) every client may ask access tokens for.
 	Resources string
@@ -111,6 +114,7 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	c.OutboundLoopback = envOr(env, "COMMONSID_OUTBOUND_LOOPBACK", "auto")
 	c.OutboundAllow = env("COMMONSID_OUTBOUND_ALLOW")
 	c.Resources = env("COMMONSID_RESOURCES")
+	fs.StringVar(&c.AccountDID, "account-did", envOr(env, "COMMONSID_ACCOUNT_DID", "key"), "DID method of new accounts: key (did:key) or webvh (did:webvh, served by this cloud; needs an issuer on a DNS name) (env COMMONSID_ACCOUNT_DID)")
 }
 
 // serveFlags registers the flags of `serve`.
@@ -184,6 +188,9 @@ func (c *Config) Validate(serving bool) error {
 		}
 	}
 	if err := validateIssuer(c.Issuer); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validateAccountDID(c.AccountDID, c.Issuer); err != nil && validateIssuer(c.Issuer) == nil {
 		errs = append(errs, err)
 	}
 	if c.DataDir == "" && c.needsDataDir() {

@@ -38,7 +38,7 @@ func (c *Config) Outbound(log *slog.Logger) *outboundClient {
 	if c.outbound == nil {
 		nets, _ := safehttp.ParseNets(c.OutboundAllow) // checked by Validate
 		sc := safehttp.New(safehttp.Options{AllowLoopback: c.allowLoopback(), AllowNets: nets, Log: log})
-		c.outbound = &outboundClient{Client: sc, resolver: &did.Resolver{HTTP: sc}}
+		c.outbound = &outboundClient{Client: sc, resolver: &did.Resolver{HTTP: sc, WebVH: webvhFetcher(sc)}}
 	}
 	return c.outbound
 }

@@ -145,6 +145,9 @@ func userCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer cl.Close()
+	if err := cl.webvhNeedsIssuer(); err != nil {
+		return err
+	}
 	a, err := cl.accounts.Create(ctx, p)
 	if err != nil {
 		return err
@@ -223,6 +226,8 @@ type accountJSON struct {
 	UpdatedAt     time.Time     `json:"updated_at"`
 	DeletedAt     *time.Time    `json:"deleted_at,omitempty"`
 	DIDDocument   *did.Document `json:"did_document,omitempty"`
+	DIDMethod     string        `json:"did_method"`
+	DIDLogVersion int           `json:"did_log_version,omitempty"`
 }
 
 func accountView(a *identity.Account, doc *did.Document) accountJSON {
@@ -230,6 +235,7 @@ func accountView(a *identity.Account, doc *did.Document) accountJSON {
 		DID: a.DID, Handle: a.Handle, Name: a.Name, Email: a.Email, EmailVerified: a.EmailVerified,
 		Status: a.Status, HomeCloud: a.HomeIssuer, HasPassword: a.PasswordHash != "",
 		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, DeletedAt: a.DeletedAt, DIDDocument: doc,
+		DIDMethod: didMethod(a.DID),
 	}
 }
 
@@ -280,13 +286,14 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	switch sub {
 	case "show":
 		var doc *did.Document
+		var version int
 		if a.Status != identity.StatusDeleted {
-			var r did.Resolver
-			if doc, err = r.Resolve(ctx, a.DID); err != nil {
+			if doc, version, err = cl.resolveForShow(ctx, a); err != nil {
 				return fmt.Errorf("resolve %s: %w", a.DID, err)
 			}
 		}
 		v := accountView(a, doc)
+		v.DIDLogVersion = version
 		v.Replica = a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved
 		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintln(c.stdout, string(b))

@@ -35,6 +35,7 @@ type Store interface {
 	oidc.Store
 	federation.Store
 	identity.SessionAccountStore
+	identity.DIDLogStore
 	PurgeExpired(ctx context.Context, now time.Time) (int64, error)
 	FindReplicas(ctx context.Context, handle string) ([]*identity.Account, error)
 	AppendEvent(ctx context.Context, typ, accountDID string, at time.Time, payload map[string]any) error
@@ -50,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		fn   func(t *testing.T, s Store)
 	}{
 		{"AccountCRUD", testAccountCRUD},
+		{"DIDLogs", testDIDLogs},
 		{"AccountDuplicates", testAccountDuplicates},
 		{"AccountUpdateAborts", testAccountUpdateAborts},
 		{"AccountList", testAccountList},

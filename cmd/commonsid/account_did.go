@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/did/webvh"
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/safehttp"
+)
+
+// The DID method of new accounts, COMMONSID_ACCOUNT_DID / --account-did:
+// key (default) gives each new account the did:key of its custodial key;
+// webvh gives it a did:webvh DID whose log the cloud serves (see
+// identity/webvh.go). Existing accounts keep their DID either way.
+
+// validateAccountDID checks COMMONSID_ACCOUNT_DID against the issuer.
+func validateAccountDID(method, issuer string) error {
+	switch method {
+	case "", identity.DIDMethodKey, identity.DIDMethodWebVH:
+	default:
+		return fmt.Errorf("COMMONSID_ACCOUNT_DID %q: use key or webvh", method)
+	}
+	if err := identity.CheckDIDMethod(method, issuer); err != nil {
+		return fmt.Errorf("COMMONSID_ACCOUNT_DID=webvh: %w (give an issuer such as https://id.example.org, or http://localhost:PORT for development)", err)
+	}
+	return nil
+}
+
+// useAccountDID sets the DID method of the cloud's new accounts.
+func (cl *cloud) useAccountDID() error {
+	if err := validateAccountDID(cl.cfg.AccountDID, cl.cfg.Issuer); err != nil {
+		return err
+	}
+	if cl.cfg.AccountDID == identity.DIDMethodWebVH {
+		cl.accounts.DIDMethod, cl.accounts.DIDLogs = identity.DIDMethodWebVH, cl.db
+	}
+	return nil
+}
+
+// webvhNeedsIssuer refuses to create a did:webvh account before the cloud
+// knows its issuer: the DID names the issuer's host for good, while an
+// account made before the first serve moves under whatever issuer serve
+// records.
+func (cl *cloud) webvhNeedsIssuer() error {
+	if cl.accounts.DIDMethod == identity.DIDMethodWebVH && !cl.issuerKnown {
+		return fmt.Errorf("COMMONSID_ACCOUNT_DID=webvh: this cloud has no recorded issuer yet, and a did:webvh DID names it for good: give --issuer (or COMMONSID_ISSUER), or start serve once first")
+	}
+	return nil
+}
+
+// webvhFetcher fetches did:webvh logs and witness files through the
+// guarded client sc, within the did:webvh size limits. As for did:web, a
+// DID on a loopback host (localhost, *.localhost) is fetched over plain
+// http, from localhost: the guarded client reaches it only when the
+// cloud's own issuer is on a loopback host.
+func webvhFetcher(sc *safehttp.Client) did.WebVHFetcher {
+	return func(ctx context.Context, raw string) ([]byte, error) {
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" {
+			return nil, fmt.Errorf("not an https URL: %q", raw)
+		}
+		if h := strings.ToLower(u.Hostname()); safehttp.IsLoopbackHost(h) {
+			u.Scheme = "http"
+			if strings.HasSuffix(h, ".localhost") {
+				host := "localhost"
+				if p := u.Port(); p != "" {
+					host += ":" + p
+				}
+				u.Host = host
+			}
+		}
+		max := int64(webvh.DefaultLimits.MaxLogBytes)
+		if strings.HasSuffix(u.Path, "/did-witness.json") {
+			max = int64(webvh.DefaultLimits.MaxWitnessBytes)
+		}
+		return sc.Get(ctx, u.String(), "text/jsonl, application/json", max)
+	}
+}
+
+// didMethod is the method name of a DID ("key", "webvh", …).
+func didMethod(id string) string {
+	rest, ok := strings.CutPrefix(id, "did:")
+	if !ok {
+		return ""
+	}
+	m, _, _ := strings.Cut(rest, ":")
+	return m
+}
+
+// resolveForShow resolves an account's DID for `user show` without the
+// network: did:key from the key, did:webvh from the log stored here (the
+// log version is returned too). A did:webvh replica, whose log its home
+// serves, gives no document.
+func (cl *cloud) resolveForShow(ctx context.Context, a *identity.Account) (*did.Document, int, error) {
+	if !identity.IsWebVH(a.DID) {
+		var r did.Resolver
+		doc, err := r.Resolve(ctx, a.DID)
+		return doc, 0, err
+	}
+	l, err := cl.db.GetDIDLog(ctx, a.DID)
+	if isNotFound(err) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	r := did.Resolver{WebVH: func(context.Context, string) ([]byte, error) { return l.Log, nil }}
+	doc, err := r.Resolve(ctx, a.DID)
+	return doc, l.Version, err
+}
