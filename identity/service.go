@@ -106,6 +106,9 @@ type CreateParams struct {
 	Email    string
 	Name     string
 	Password string
+	// RecoveryKey, with DIDMethodWebVH, is a second update key of the
+	// account's log: the key of the person's recovery kit (recovery.go).
+	RecoveryKey ed25519.PublicKey
 }
 
 // Validate normalises and checks every field, reporting all problems at once.
@@ -156,7 +159,7 @@ func (s *Service) create(ctx context.Context, p CreateParams, passwordHash strin
 	}
 	var didLog *DIDLog
 	if s.DIDMethod == DIDMethodWebVH {
-		if key, didLog, err = s.newWebVH(key); err != nil {
+		if key, didLog, err = s.newWebVH(key, p.RecoveryKey); err != nil {
 			return nil, err
 		}
 	}

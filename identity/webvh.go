@@ -28,10 +28,11 @@ import (
 //
 // where name is 26 random base32 characters chosen at creation (stable:
 // it is not the handle, which can be reused after a deletion). The genesis
-// entry of its log (did.jsonl) is made with webvh.Create: the update key is
-// the account's custodial key (the same sealed seed as a did:key account,
-// bound to the did:webvh DID), portable is true, and the document lists
-// that key as a Multikey method "{DID}#{multikey}" in authentication and
+// entry of its log (did.jsonl) is made with webvh.Create: the update keys
+// are the account's custodial key (the same sealed seed as a did:key
+// account, bound to the did:webvh DID) and, when the account was made with a
+// recovery kit, the kit's key (recovery.go); portable is true, and the
+// document lists the custodial key as a Multikey method "{DID}#{multikey}" in authentication and
 // assertionMethod, so that the person signatures of the account verify
 // with kid = that DID URL. The log is stored with the account, in the same
 // transaction (DIDLogStore.CreateAccountWithDIDLog), and its home serves it
@@ -143,7 +144,8 @@ var nameEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPa
 
 // newWebVH makes the genesis log of a new did:webvh account whose custodial
 // key is key, and returns the account's signing key under the new DID.
-func (s *Service) newWebVH(key *did.Key) (*did.Key, *DIDLog, error) {
+// A non-nil recovery key is a second update key (recovery.go).
+func (s *Service) newWebVH(key *did.Key, recovery ed25519.PublicKey) (*did.Key, *DIDLog, error) {
 	if s.DIDLogs == nil {
 		return nil, nil, errors.New("did:webvh accounts need a store for their logs")
 	}
@@ -172,10 +174,14 @@ func (s *Service) newWebVH(key *did.Key) (*did.Key, *DIDLog, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	updateKeys := []ed25519.PublicKey{pub}
+	if recovery != nil {
+		updateKeys = append(updateKeys, recovery)
+	}
 	now := s.Now().UTC()
 	l, err := webvh.Create(webvh.CreateOptions{
 		HostPath: hp + ":" + AccountsSegment + ":" + name, Document: doc,
-		UpdateKeys: []ed25519.PublicKey{pub}, Portable: true, Time: now, Signer: key.Private,
+		UpdateKeys: updateKeys, Portable: true, Time: now, Signer: key.Private,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("account DID log: %w", err)

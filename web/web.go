@@ -33,7 +33,7 @@ var embedded embed.FS
 // pages are parsed at start-up, each as base + page.
 var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "peer_consent", "logout", "logged_out",
 	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
-	"account_security", "account_data", "account_deleted", "moved", "imported"}
+	"account_security", "account_data", "account_deleted", "moved", "imported", "recovery_kit", "account_recovery"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
@@ -127,6 +127,7 @@ func (h *Handler) Mount(r chi.Router) {
 		r.Get("/dids/{did}", h.accountDIDDocument)
 		h.mountDIDLogs(r)
 		h.mountPasskeys(r)
+		h.mountRecovery(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})
@@ -237,7 +238,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{http.StatusBadRequest, "Bad request", "The form could not be read."}
 	}
 	f := signupForm{Handle: r.PostFormValue("handle"), Name: r.PostFormValue("name"), Email: r.PostFormValue("email")}
-	a, err := h.Accounts.Create(r.Context(), identity.CreateParams{
+	a, kit, err := h.Accounts.CreateWithRecoveryKit(r.Context(), identity.CreateParams{
 		Handle: f.Handle, Email: f.Email, Name: f.Name, Password: r.PostFormValue("password"),
 	})
 	if err != nil {
@@ -257,7 +258,15 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		if err := h.startSession(w, r, a, amrPassword, map[string]any{"method": "password"}); err != nil {
 			return err
 		}
+		if kit != nil {
+			h.recoveryKit(w, r, a, kit, rt)
+			return nil
+		}
 		http.Redirect(w, r, rt, http.StatusSeeOther)
+		return nil
+	}
+	if kit != nil {
+		h.recoveryKit(w, r, a, kit, "/login")
 		return nil
 	}
 	h.Render(w, r, http.StatusOK, "signup_done", map[string]any{"Account": a})

@@ -105,7 +105,7 @@ func signUpSharedWebVH(t *testing.T, base, handle string) *browser {
 	t.Helper()
 	br := newBrowser(t)
 	form := url.Values{"handle": {handle}, "password": {"correct horse battery"}, "return_to": {"/account"}, "federation_sharing": {"all"}}
-	if p := br.post(base+"/signup", form); p.url.Path != "/account" {
+	if p := passRecoveryKit(br, base, br.post(base+"/signup", form)); p.url.Path != "/account" {
 		t.Fatalf("sign-up of %s: %d %s\n%s", handle, p.status, p.url, p.body)
 	}
 	return br

@@ -109,12 +109,13 @@ func interleave(fs *flag.FlagSet, args []string) []string {
 
 func userCreate(ctx context.Context, c *cli, args []string) error {
 	var p identity.CreateParams
-	var pwStdin bool
+	var pwStdin, noKit bool
 	cfgFlags := func(fs *flag.FlagSet) {
 		fs.StringVar(&p.Handle, "username", "", "handle: 3–32 of a-z 0-9 . _ - (required)")
 		fs.StringVar(&p.Email, "email", "", "email address")
 		fs.StringVar(&p.Name, "name", "", "display name")
 		fs.BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of standard input (required)")
+		fs.BoolVar(&noKit, "no-recovery-kit", false, "with did:webvh accounts, make no recovery phrase (the log's only update key is the cloud's)")
 	}
 	// Validate the input before touching the database.
 	probe := flag.NewFlagSet("user create", flag.ContinueOnError)
@@ -148,7 +149,13 @@ func userCreate(ctx context.Context, c *cli, args []string) error {
 	if err := cl.webvhNeedsIssuer(); err != nil {
 		return err
 	}
-	a, err := cl.accounts.Create(ctx, p)
+	var a *identity.Account
+	var kit *identity.RecoveryKit
+	if noKit {
+		a, err = cl.accounts.Create(ctx, p)
+	} else {
+		a, kit, err = cl.accounts.CreateWithRecoveryKit(ctx, p)
+	}
 	if err != nil {
 		return err
 	}
@@ -158,7 +165,12 @@ func userCreate(ctx context.Context, c *cli, args []string) error {
 		// and the accounts made before then move under it.
 		fmt.Fprintf(c.stderr, "note: this cloud has no recorded issuer yet; %s belongs to the issuer serve records at its first start\n", a.Handle)
 	}
-	fmt.Fprintf(c.stdout, "created account %s\n%s\n", a.Handle, a.DID)
+	fmt.Fprintf(c.stdout, "created account %s\n", a.Handle)
+	if kit != nil {
+		// Shown once: the phrase is not stored anywhere.
+		fmt.Fprintf(c.stdout, "recovery phrase (shown once and not stored: give it to the person to write down): %s\n", kit.Phrase())
+	}
+	fmt.Fprintf(c.stdout, "%s\n", a.DID)
 	return nil
 }
 
