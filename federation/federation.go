@@ -125,6 +125,7 @@ type Store interface {
 	ServiceSectorStore // services.go
 	KeyTrustStore      // keytrust.go
 	SubjectStore       // subjects.go
+	WitnessStore       // witness.go
 }
 
 // Federation is this cloud's side of the commons.
@@ -175,6 +176,7 @@ type Federation struct {
 	docs         map[string]*did.Document // resolved did:key documents
 	sectors      sectorCache              // services.go
 	subjects     subjectState             // subjects.go
+	witnessLimit subjectState             // witness.go: per-peer budget of witness requests
 }
 
 // ErrNotPeer reports a cloud that is not (or no longer) a peer.

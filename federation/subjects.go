@@ -118,6 +118,11 @@ type bucket struct {
 // allow takes one request from the peer's budget; when it is spent it
 // returns how long until the next request is allowed.
 func (s *subjectState) allow(peer string, now time.Time) (bool, time.Duration) {
+	return s.allowWith(peer, now, subjectBurst, subjectRate)
+}
+
+// allowWith is allow with a budget of burst requests, then rate a second.
+func (s *subjectState) allowWith(peer string, now time.Time, burst, rate float64) (bool, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.buckets == nil {
@@ -125,15 +130,15 @@ func (s *subjectState) allow(peer string, now time.Time) (bool, time.Duration) {
 	}
 	b := s.buckets[peer]
 	if b == nil {
-		b = &bucket{tokens: subjectBurst, at: now}
+		b = &bucket{tokens: burst, at: now}
 		s.buckets[peer] = b
 	}
 	if el := now.Sub(b.at).Seconds(); el > 0 {
-		b.tokens = min(subjectBurst, b.tokens+el*subjectRate)
+		b.tokens = min(burst, b.tokens+el*rate)
 	}
 	b.at = now
 	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / subjectRate * float64(time.Second))
+		return false, time.Duration((1 - b.tokens) / rate * float64(time.Second))
 	}
 	b.tokens--
 	return true, 0

@@ -28,6 +28,7 @@ var ErrWrongKEK = errors.New("cannot decrypt: wrong key-encryption key or corrup
 // KEK seals secrets with AES-256-GCM.
 type KEK struct {
 	aead cipher.AEAD
+	root []byte // for Derive
 }
 
 // NewKEK returns a KEK for a 32-byte key.
@@ -43,7 +44,7 @@ func NewKEK(key []byte) (*KEK, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KEK{aead: aead}, nil
+	return &KEK{aead: aead, root: append([]byte(nil), key...)}, nil
 }
 
 // ParseKEK decodes a base64 (standard or URL alphabet, padded or not)

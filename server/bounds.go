@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/web"
 )
@@ -55,6 +56,9 @@ func limitFor(r *http.Request) httpx.Limit {
 	case p == "/userinfo", p == "/register", strings.HasPrefix(p, "/register/"),
 		strings.HasPrefix(p, "/account/api/"), strings.HasPrefix(p, "/login/passkey/"):
 		return api
+	case p == "/federation/v1/witness":
+		// A did:webvh log to witness, up to the log limit of did/webvh.
+		return httpx.Limit{Body: int64(webvh.DefaultLimits.MaxLogBytes), Query: QueryBytes}
 	case p == "/signup/import":
 		return httpx.Limit{Body: web.MaxImportBytes, Query: QueryBytes, Multipart: true}
 	case p == "/consent", p == "/logout", p == "/login", p == "/signup",

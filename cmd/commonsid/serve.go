@@ -131,6 +131,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 			"federation_members_endpoint":  cfg.Issuer + "/federation/v1/members",
 			"federation_keys_endpoint":     cfg.Issuer + federation.KeysPath,
 			"federation_subjects_endpoint": cfg.Issuer + federation.SubjectsPath,
+			"federation_witness":           fed.WitnessService(),
 		},
 	})
 	if err != nil {

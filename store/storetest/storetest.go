@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Quarantine", testQuarantine},
 		{"FeedEpoch", testFeedEpoch},
 		{"ReplicaSubjects", testReplicaSubjects},
+		{"WitnessedLogs", testWitnessedLogs},
 		{"PendingKeys", testPendingKeys},
 		{"PeerGrants", testPeerGrants},
 		{"SectorHolders", testSectorHolders},
