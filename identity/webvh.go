@@ -3,9 +3,7 @@ package identity
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -60,25 +58,48 @@ const AccountsSegment = "accounts"
 // MaxDIDLogName bounds the name of an account's log in a request path.
 const MaxDIDLogName = 64
 
-// DIDLog is the did:webvh log of an account homed here.
+// DIDLog is the did:webvh log of an account this cloud knows: homed here,
+// moved away from here, or homed elsewhere and learned from the federation.
 type DIDLog struct {
-	DID  string
-	Name string // the last path segment of the DID
-	Log  []byte // did.jsonl
-	// Version is the number of the last entry.
-	Version   int
-	UpdatedAt time.Time
+	DID        string // the account's DID (accounts.did: its first DID)
+	SCID       string
+	CurrentDID string // state.id of the last entry
+	Name       string // last path segment of CurrentDID
+	HomeIssuer string // the issuer CurrentDID names (IssuerOfWebVH)
+	Log        []byte // did.jsonl
+	Witness    []byte // did-witness.json; nil when none
+	Escrow     []byte // the pairwise secret sealed under the recovery kit; nil when none
+	Version    int    // number of the last entry
+	UpdatedAt  time.Time
 }
 
-// DIDLogStore keeps the did:webvh logs of the accounts homed here.
+// DIDLogStore keeps the did:webvh logs, one per SCID, and every DID each
+// account has had.
 type DIDLogStore interface {
 	// CreateAccountWithDIDLog stores a new account and its log in one
-	// transaction (with the account.created event, as CreateAccount).
+	// transaction, with the account.created and did.log events and the
+	// account's DIDs (l.DID, l.CurrentDID).
 	CreateAccountWithDIDLog(ctx context.Context, a *Account, l *DIDLog) error
-	// GetDIDLog returns the log of an account; store.ErrNotFound if none.
-	GetDIDLog(ctx context.Context, did string) (*DIDLog, error)
-	// GetDIDLogByName returns the log served under name.
+	// GetDIDLog returns the log of an account (by its first DID);
+	// store.ErrNotFound if none.
+	GetDIDLog(ctx context.Context, accountDID string) (*DIDLog, error)
+	// GetDIDLogBySCID returns the log of a SCID; store.ErrNotFound if none.
+	GetDIDLogBySCID(ctx context.Context, scid string) (*DIDLog, error)
+	// GetDIDLogByName returns the log served under name; store.ErrNotFound
+	// if none.
 	GetDIDLogByName(ctx context.Context, name string) (*DIDLog, error)
+	// PutDIDLog stores l when the stored row of l.SCID is still at prevVersion
+	// (0: no row yet, inserted); false, nil when it is not (nothing written).
+	// It adds l.DID and l.CurrentDID to account_dids. Works inside InTx.
+	PutDIDLog(ctx context.Context, l *DIDLog, prevVersion int) (bool, error)
+	// AccountForDID returns the account DID (key) of any DID the account
+	// has had; store.ErrNotFound if none.
+	AccountForDID(ctx context.Context, anyDID string) (string, error)
+	// AccountDIDs returns every DID of the account, oldest first.
+	AccountDIDs(ctx context.Context, accountDID string) ([]string, error)
+	// ListDIDLogsHomedAt returns the logs whose HomeIssuer is issuer, by
+	// SCID after afterSCID, at most limit.
+	ListDIDLogsHomedAt(ctx context.Context, issuer, afterSCID string, limit int) ([]*DIDLog, error)
 }
 
 // ErrWebVHExport refuses the export of a did:webvh account: export files
@@ -153,42 +174,19 @@ func (s *Service) newWebVH(key *did.Key, recovery ed25519.PublicKey) (*did.Key, 
 	if err != nil {
 		return nil, nil, err
 	}
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return nil, nil, fmt.Errorf("account DID name: %w", err)
-	}
-	name := nameEncoding.EncodeToString(b)
-	pub := key.Private.Public().(ed25519.PublicKey)
-	mk := webvh.Multikey(pub)
-	id := "did:webvh:{SCID}:" + hp + ":" + AccountsSegment + ":" + name
-	vm := id + "#" + mk
-	doc, err := json.Marshal(map[string]any{
-		"@context": []string{did.ContextV1, "https://w3id.org/security/multikey/v1"},
-		"id":       id,
-		"verificationMethod": []map[string]string{{
-			"id": vm, "type": "Multikey", "controller": id, "publicKeyMultibase": mk,
-		}},
-		"authentication":  []string{vm},
-		"assertionMethod": []string{vm},
-	})
+	name, err := newLogName()
 	if err != nil {
 		return nil, nil, err
 	}
-	updateKeys := []ed25519.PublicKey{pub}
-	if recovery != nil {
-		updateKeys = append(updateKeys, recovery)
-	}
 	now := s.Now().UTC()
-	l, err := webvh.Create(webvh.CreateOptions{
-		HostPath: hp + ":" + AccountsSegment + ":" + name, Document: doc,
-		UpdateKeys: updateKeys, Portable: true, Time: now, Signer: key.Private,
-	})
+	l, err := genesisLog(hp, name, key.Private, recovery, nil, nil, now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("account DID log: %w", err)
 	}
 	res := l.Result()
 	return webvhKey(res.DID, key.Private), &DIDLog{
-		DID: res.DID, Name: name, Log: l.Bytes(), Version: res.Metadata.VersionNumber, UpdatedAt: now,
+		DID: res.DID, SCID: res.Metadata.SCID, CurrentDID: res.DID, Name: name, HomeIssuer: s.Issuer,
+		Log: l.Bytes(), Version: res.Metadata.VersionNumber, UpdatedAt: now,
 	}, nil
 }
 

@@ -270,7 +270,7 @@ func (l *Log) Update(o UpdateOptions) (*Log, error) {
 			return nil, fmt.Errorf("webvh update: %w", err)
 		}
 		if len(o.Document) == 0 {
-			doc, err = moveDocument(doc, st.did, to.String())
+			doc, err = MoveDocument(doc, st.did, to.String())
 			if err != nil {
 				return nil, fmt.Errorf("webvh update: %w", err)
 			}
@@ -307,9 +307,10 @@ func (l *Log) Update(o UpdateOptions) (*Log, error) {
 	return out, nil
 }
 
-// moveDocument rewrites every reference to the DID from in doc to to, and
-// adds from to alsoKnownAs.
-func moveDocument(doc json.RawMessage, from, to string) (json.RawMessage, error) {
+// MoveDocument rewrites every reference to the DID from in doc to to (the
+// DID itself and DID URLs under it), and adds from to alsoKnownAs: the
+// document [Log.Update] publishes for a move when none is given.
+func MoveDocument(doc json.RawMessage, from, to string) (json.RawMessage, error) {
 	var out bytes.Buffer
 	rest := []byte(doc)
 	for {

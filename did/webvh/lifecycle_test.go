@@ -162,7 +162,7 @@ func TestWebVHRefusals(t *testing.T) {
 		if !errors.Is(err, ErrPortable) {
 			t.Fatalf("Update = %v, want ErrPortable", err)
 		}
-		doc, _ := moveDocument(fixed.Result().Document, fixed.Result().DID, "did:webvh:"+fixed.st.scid+":elsewhere.example")
+		doc, _ := MoveDocument(fixed.Result().Document, fixed.Result().DID, "did:webvh:"+fixed.st.scid+":elsewhere.example")
 		if _, err := Verify(appendForged(t, fixed, map[string]any{}, doc, at(1), a), Options{}); !errors.Is(err, ErrPortable) {
 			t.Fatalf("forged move: %v, want ErrPortable", err)
 		}

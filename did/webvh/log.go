@@ -94,6 +94,15 @@ type Entry struct {
 	DID string
 	// Line is the entry's line of did.jsonl, without the newline.
 	Line []byte
+	// Signers are the update keys (multikeys) whose proofs the entry
+	// carries, in proof order, each verified and authorized.
+	Signers []string
+	// UpdateKeys, NextKeyHashes, Portable and Deactivated are the
+	// parameters in effect after this entry.
+	UpdateKeys    []string
+	NextKeyHashes []string
+	Portable      bool
+	Deactivated   bool
 }
 
 // Metadata is the DID document metadata of a resolution (as the
@@ -561,6 +570,7 @@ func verifyEntry(prev *state, line []byte, latest time.Time, lim Limits) (*Entry
 		return nil, nil, nil, err
 	}
 	doc := withoutProof(m, vid)
+	signers := make([]string, 0, len(ps))
 	for _, pr := range ps {
 		mk, err := verifyProof(doc, pr)
 		if err != nil {
@@ -569,6 +579,7 @@ func verifyEntry(prev *state, line []byte, latest time.Time, lim Limits) (*Entry
 		if !slices.Contains(active, mk) {
 			return nil, nil, nil, fmt.Errorf("%w: %s is not among the active updateKeys", ErrUnauthorized, mk)
 		}
+		signers = append(signers, mk)
 	}
 
 	next.versionID, next.versionNumber, next.versionTime = vid, num, vt
@@ -580,6 +591,11 @@ func verifyEntry(prev *state, line []byte, latest time.Time, lim Limits) (*Entry
 		State:         m["state"],
 		DID:           did,
 		Line:          line,
+		Signers:       signers,
+		UpdateKeys:    next.updateKeys,
+		NextKeyHashes: next.nextKeyHashes,
+		Portable:      next.portable,
+		Deactivated:   next.deactivated,
 	}, next, need, nil
 }
 

@@ -31,6 +31,21 @@ func WitnessProof(priv ed25519.PrivateKey, versionID string, created time.Time) 
 	return json.Marshal(p)
 }
 
+// VerifyWitnessProof checks one proof of a did-witness.json record over
+// versionID (form and signature, as a verifier counts it) and returns the
+// did:key of the witness that made it.
+func VerifyWitnessProof(raw json.RawMessage, versionID string) (string, error) {
+	p, err := parseProof(raw)
+	if err != nil {
+		return "", err
+	}
+	mk, err := verifyProof(witnessDocument(versionID), p)
+	if err != nil {
+		return "", err
+	}
+	return "did:key:" + mk, nil
+}
+
 // checkWitnesses verifies that every entry with a witness configuration in
 // need has a threshold of distinct listed witnesses with a valid proof on
 // its versionId or a later one. On failure it returns the index of the

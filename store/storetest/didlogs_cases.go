@@ -71,11 +71,11 @@ func testDIDLogs(t *testing.T, s Store) {
 	if _, err := svc.Create(ctx, identity.CreateParams{Handle: "vera", Email: "v@example.org", Password: "correct horse battery"}); !errors.Is(err, identity.ErrHandleTaken) {
 		t.Fatalf("duplicate handle: %v", err)
 	}
-	// A log that cannot be stored (its name is taken) leaves no account.
-	b := &identity.Account{DID: "did:webvh:other", Handle: "wes", Status: identity.StatusActive, HomeIssuer: svc.Issuer,
+	// A log that cannot be stored (its SCID is taken) leaves no account.
+	b := &identity.Account{DID: "did:webvh:" + l.SCID + ":other.example:accounts:wes", Handle: "wes", Status: identity.StatusActive, HomeIssuer: svc.Issuer,
 		CreatedAt: l.UpdatedAt, UpdatedAt: l.UpdatedAt}
-	if err := s.CreateAccountWithDIDLog(ctx, b, &identity.DIDLog{DID: b.DID, Name: l.Name, Log: []byte("x"), Version: 1, UpdatedAt: l.UpdatedAt}); err == nil {
-		t.Fatal("a second log under a taken name was stored")
+	if err := s.CreateAccountWithDIDLog(ctx, b, &identity.DIDLog{DID: b.DID, SCID: l.SCID, Name: "wes", Log: []byte("x"), Version: 1, UpdatedAt: l.UpdatedAt}); err == nil {
+		t.Fatal("a second log of a taken SCID was stored")
 	}
 	if _, err := s.GetAccount(ctx, b.DID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("account of a refused log: %v", err)

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	}{
 		{"AccountCRUD", testAccountCRUD},
 		{"DIDLogs", testDIDLogs},
+		{"DIDLogStore", testDIDLogStore},
 		{"AccountDuplicates", testAccountDuplicates},
 		{"AccountUpdateAborts", testAccountUpdateAborts},
 		{"AccountList", testAccountList},
