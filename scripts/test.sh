@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: gofmt, go vet, staticcheck, go mod tidy, then
 # the test suite with the race detector against SQLite and PostgreSQL
-# (started or made here when needed; see scripts/postgres.sh).
+# (started or made here when needed; see scripts/postgres.sh), fuzz seed
+# corpora included. Long fuzzing is scripts/fuzz.sh (make fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -17,6 +18,13 @@ step() {
   phase_name="$*" phase_start=$SECONDS
   printf '\n== %s\n' "$*"
 }
+# The last phase, and the whole run, print theirs on exit, failed or not.
+finish() {
+  status=$?
+  [ -n "$phase_name" ] && printf '(%s: %d s)\n' "$phase_name" $((SECONDS - phase_start))
+  printf '(total: %d s, exit %d)\n' "$SECONDS" "$status"
+}
+trap finish EXIT
 
 step "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
@@ -56,15 +64,9 @@ step "interop libraries (openid-client, oauth4webapi, Authlib)"
 . scripts/interop.sh
 ensure_interop
 
-step "fuzz (short runs on the committed seed corpora)"
-# Counted runs, not timed ones: a timed run can end with a spurious
-# "context deadline exceeded" when its time is up mid-input.
-for target in FuzzResolve FuzzVerify FuzzWebDocument; do
-  go test -run '^$' -fuzz "^$target\$" -fuzztime 20000x ./did
-done
-go test -run '^$' -fuzz '^FuzzOpen$' -fuzztime 2000x ./portable
-
 step "go test -race ./..."
+# Fuzz targets run here on their seed corpora (f.Add and testdata/fuzz) as
+# ordinary tests; the long fuzzing runs are `make fuzz` (scripts/fuzz.sh).
 # The race-enabled command-line package takes 8 minutes on an idle 2-core
 # machine; the limit leaves room for a busy one.
 go test -race -count=1 -timeout 40m "$@" ./...

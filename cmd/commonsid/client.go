@@ -40,16 +40,32 @@ func runClient(ctx context.Context, c *cli, args []string) error {
 	if sub != "delete" {
 		open = openForReading
 	}
-	cl, fs, err := open(ctx, c, "client "+sub, args, nil)
+	var asJSON bool
+	var extra func(*flag.FlagSet)
+	if sub != "delete" {
+		// show prints JSON with or without it.
+		extra = func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") }
+	}
+	cl, fs, err := open(ctx, c, "client "+sub, args, extra)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	switch sub {
 	case "list":
+		if fs.NArg() > 0 {
+			return usagef("unexpected argument %q", fs.Arg(0))
+		}
 		cs, err := cl.db.ListClients(ctx)
 		if err != nil {
 			return err
+		}
+		if asJSON {
+			out := make([]map[string]any, 0, len(cs))
+			for _, sc := range cs {
+				out = append(out, clientJSON(sc))
+			}
+			return printJSON(c, out)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CLIENT_ID\tNAME\tAUTH\tREDIRECT URIS")
@@ -81,7 +97,14 @@ func runClient(ctx context.Context, c *cli, args []string) error {
 		}
 		return err
 	}
-	var md map[string]any
+	return printJSON(c, clientJSON(sc))
+}
+
+// clientJSON is the JSON shape of a client in client show and client
+// list --json: its registered metadata (RFC 7591 names, without the
+// internal x_ ones) with client_id and client_id_issued_at.
+func clientJSON(sc *oidc.StoredClient) map[string]any {
+	md := map[string]any{}
 	json.Unmarshal(sc.Metadata, &md)
 	for k := range md {
 		if strings.HasPrefix(k, "x_") {
@@ -90,9 +113,18 @@ func runClient(ctx context.Context, c *cli, args []string) error {
 	}
 	md["client_id"] = sc.ClientID
 	md["client_id_issued_at"] = sc.CreatedAt.Unix()
-	b, _ := json.MarshalIndent(md, "", "  ")
-	fmt.Fprintln(c.stdout, string(b))
-	return nil
+	return md
+}
+
+// printJSON prints v as indented JSON: the --json output of list and show
+// commands (a list is an array, empty rather than null).
+func printJSON(c *cli, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, string(b))
+	return err
 }
 
 func clientCreate(ctx context.Context, c *cli, args []string) error {

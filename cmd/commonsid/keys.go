@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,12 +20,15 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	}
 	sub, args := args[0], args[1:]
 	var alg string
+	var asJSON bool
 	var extra func(*flag.FlagSet)
 	switch sub {
 	case "-h", "--help", "help":
 		fmt.Fprintln(c.stdout, keysUsage)
 		return nil
-	case "list", "retire":
+	case "list":
+		extra = func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") }
+	case "retire":
 	case "rotate":
 		extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&alg, "alg", keys.DefaultAlg, "algorithm of the new key: ES256, EdDSA or RS256")
@@ -71,9 +75,19 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "retired key %s: it is no longer published\n", fs.Arg(0))
 		return nil
 	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
 	ks, err := cl.keys.List(ctx)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		out := make([]keyJSON, 0, len(ks))
+		for _, k := range ks {
+			out = append(out, keyJSON{KID: k.KID, Alg: k.Alg, Status: k.Status, CreatedAt: k.CreatedAt, RotatedAt: k.RotatedAt, RetiredAt: k.RetiredAt, PublicJWK: json.RawMessage(k.PublicJWK)})
+		}
+		return printJSON(c, out)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSTATUS\tCREATED\tROTATED\tRETIRED")
@@ -81,6 +95,17 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.Status, k.CreatedAt.Format("2006-01-02 15:04"), fmtTime(k.RotatedAt), fmtTime(k.RetiredAt))
 	}
 	return tw.Flush()
+}
+
+// keyJSON is the JSON shape of a signing key in keys list --json.
+type keyJSON struct {
+	KID       string          `json:"kid"`
+	Alg       string          `json:"alg"`
+	Status    string          `json:"status"`
+	CreatedAt time.Time       `json:"created_at"`
+	RotatedAt *time.Time      `json:"rotated_at"`
+	RetiredAt *time.Time      `json:"retired_at"`
+	PublicJWK json.RawMessage `json:"public_jwk,omitempty"`
 }
 
 func fmtTime(t *time.Time) string {

@@ -8,10 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version may be set at build time with -ldflags "-X main.version=…";
+// otherwise `commonsid version` reports the module version from the build
+// information (version.go).
 var version = "dev"
 
 // exit codes
@@ -53,20 +56,80 @@ func commands() []command {
 		{"peer", "federate with other clouds (add, list, remove)", runPeer},
 		{"feed", "this cloud's event feed (status, new-epoch after a restore)", runFeed},
 		{"bench", "drive load against a running server and report req/s, p50, p99 and RSS", runBench},
-		{"version", "print the version", func(_ context.Context, c *cli, _ []string) error {
-			fmt.Fprintln(c.stdout, "commonsid", version)
-			return nil
-		}},
+		{"version", "print the version and the build's source revision (--json)", runVersion},
 	}
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: commonsid <command> [flags]")
+	fmt.Fprintln(w, "usage: commonsid [global flags] <command> [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'commonsid <command> -h' for a command's flags.")
+	fmt.Fprintf(w, "\nGlobal flags, before or after the command: --%s (each takes a value;\n", strings.Join(GlobalFlags, ", --"))
+	fmt.Fprintln(w, "the COMMONSID_* variables set their defaults). Run 'commonsid <command> -h' for a command's flags.")
+}
+
+// hoistGlobalFlags moves the global flags given before the command (the
+// shared flags of storageFlags, see GlobalFlags) after it: in front of a
+// "--" when there is one, else at the end, where every command parses them.
+// Any other flag before the command, a global flag without its value, or
+// one given both before and after the command is a usage error.
+func hoistGlobalFlags(args []string) ([]string, error) {
+	var globals []string
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" {
+		a := args[i]
+		switch a {
+		case "-h", "--help", "-help":
+			return append([]string{"help"}, args[i+1:]...), nil
+		case "--":
+			return nil, usagef("a command is expected before %q (run 'commonsid help')", a)
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !slices.Contains(GlobalFlags, name) {
+			return nil, usagef("flag %s before the command: only the global flags --%s go there; put the command's own flags after it (run 'commonsid help')", a, strings.Join(GlobalFlags, ", --"))
+		}
+		globals = append(globals, a)
+		i++
+		if !hasValue {
+			if i == len(args) {
+				return nil, usagef("flag %s needs a value", a)
+			}
+			globals = append(globals, args[i])
+			i++
+		}
+	}
+	if len(globals) == 0 {
+		return args, nil
+	}
+	if i == len(args) {
+		return nil, usagef("a command is expected after the global flags (run 'commonsid help')")
+	}
+	cmd, rest := args[i], args[i+1:]
+	end := len(rest)
+	if j := slices.Index(rest, "--"); j >= 0 {
+		end = j
+	}
+	for _, a := range rest[:end] {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && slices.Contains(GlobalFlags, name) && hasFlag(globals, name) {
+			return nil, usagef("flag --%s is given both before and after the command %s", name, cmd)
+		}
+	}
+	out := append([]string{cmd}, rest[:end]...)
+	out = append(out, globals...)
+	return append(out, rest[end:]...), nil
+}
+
+// hasFlag reports whether the flags in args include name.
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if n, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // run is the whole CLI; it returns the exit code.
@@ -79,6 +142,11 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: env}
 	if len(args) == 0 {
 		usage(stderr)
+		return exitUsage
+	}
+	args, err := hoistGlobalFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "commonsid: %s\n", err)
 		return exitUsage
 	}
 	switch args[0] {
