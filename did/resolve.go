@@ -55,6 +55,10 @@ type Resolver struct {
 	Timeout time.Duration
 	// WebVH fetches did:webvh logs (webvh_resolve.go); nil: did:webvh is not resolved.
 	WebVH WebVHFetcher
+	// WebVHFallback, when set, gives a did:webvh log from elsewhere (a
+	// federation's copies) when the DID's own host cannot be reached or
+	// answers an error (webvh_resolve.go).
+	WebVHFallback WebVHFallback
 }
 
 // The default guarded clients of a zero Resolver: one for DIDs on public

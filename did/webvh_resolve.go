@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -17,6 +18,11 @@ import (
 // [webvh.Fetcher]). The caller supplies it with its own guarded client,
 // timeout and size limit; this package never fetches did:webvh on its own.
 type WebVHFetcher = webvh.Fetcher
+
+// WebVHFallback returns a verified copy of the log of a did:webvh DID (its
+// SCID the DID's, its witness threshold met) from somewhere other than the
+// DID's own host, which failed with cause. The resolver asks it only then.
+type WebVHFallback func(ctx context.Context, did string, cause error) (*webvh.Result, error)
 
 // ErrDeactivated reports a DID whose controller deactivated it: it resolves
 // to no document.
@@ -30,7 +36,9 @@ const (
 
 // resolveWebVH resolves a did:webvh DID through r.WebVH: the log (and the
 // witness file when the log uses witnesses) is fetched and verified by
-// package webvh, and the current document becomes a Document.
+// package webvh, and the current document becomes a Document. When a fetch
+// from the DID's host fails, r.WebVHFallback (if set) is asked for a
+// verified copy of the log from elsewhere.
 func (r *Resolver) resolveWebVH(ctx context.Context, id string) (*Document, error) {
 	if r.WebVH == nil {
 		return nil, fmt.Errorf("%w: did:webvh (no fetcher configured)", ErrUnsupportedMethod)
@@ -39,13 +47,37 @@ func (r *Resolver) resolveWebVH(ctx context.Context, id string) (*Document, erro
 	if timeout == 0 {
 		timeout = WebTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	res, err := webvh.Resolve(ctx, id, r.WebVH, webvh.Options{})
-	if err != nil {
-		if errors.Is(err, webvh.ErrInvalidDID) {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidDID, err)
+	var unreachable atomic.Bool // a fetch from the DID's host failed
+	fetch := func(ctx context.Context, u string) ([]byte, error) {
+		b, err := r.WebVH(ctx, u)
+		if err != nil {
+			unreachable.Store(true)
 		}
+		return b, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	res, err := webvh.Resolve(fctx, id, fetch, webvh.Options{})
+	cancel()
+	if errors.Is(err, webvh.ErrInvalidDID) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidDID, err)
+	}
+	if err != nil && unreachable.Load() && r.WebVHFallback != nil {
+		// The DID's host cannot be reached or answered an error (a log it
+		// serves that does not verify is refused as it is): a copy from
+		// elsewhere, with time of its own.
+		fctx, cancel := context.WithTimeout(ctx, 2*timeout)
+		alt, ferr := r.WebVHFallback(fctx, id, err)
+		cancel()
+		switch {
+		case ferr != nil:
+			err = fmt.Errorf("%w (no copy elsewhere: %v)", err, ferr)
+		case !webvhCopyOf(alt, id):
+			err = fmt.Errorf("%w (the copy found elsewhere is not this DID's log)", err)
+		default:
+			res, err = alt, nil
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", id, err)
 	}
 	if res.Metadata.Deactivated {
@@ -60,6 +92,21 @@ func (r *Resolver) resolveWebVH(ctx context.Context, id string) (*Document, erro
 	}
 	addImplicitServices(doc)
 	return doc, nil
+}
+
+// webvhCopyOf reports whether res, a log from a fallback, is the log of
+// id: its SCID, and id the state.id of one of its entries.
+func webvhCopyOf(res *webvh.Result, id string) bool {
+	want, err := webvh.ParseDID(id)
+	if err != nil || res == nil || len(res.Entries) == 0 || res.Metadata.SCID != want.SCID || !res.Metadata.Witnessed {
+		return false
+	}
+	for _, e := range res.Entries {
+		if e.DID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // webvhDocument turns a DID document from a did:webvh log into a Document.
@@ -208,4 +255,19 @@ func addImplicitServices(doc *Document) {
 	if !has("#whois") {
 		doc.Service = append(doc.Service, Service{ID: doc.ID + "#whois", Type: "LinkedVerifiablePresentation", ServiceEndpoint: id.BaseURL() + "/whois.vp"})
 	}
+}
+
+// WebVHDocument returns the current document of a verified did:webvh log
+// as resolving its DID would give it (with the implicit services), without
+// fetching anything: for a log the caller already holds and verified.
+func WebVHDocument(res *webvh.Result) (*Document, error) {
+	if res.Metadata.Deactivated {
+		return nil, fmt.Errorf("%s: %w", res.DID, ErrDeactivated)
+	}
+	doc, err := webvhDocument(res.Document)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", res.DID, err)
+	}
+	addImplicitServices(doc)
+	return doc, nil
 }

@@ -136,4 +136,5 @@ func (f *Federation) Mount(r chi.Router) {
 	r.Get("/federation/v1/callback", f.brokerCallback)
 	r.Post(SubjectsPath, f.serveSubjects)
 	r.Post(WitnessPath, f.serveWitness)
+	f.mountDIDs(r)
 }

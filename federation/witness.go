@@ -29,6 +29,10 @@ package federation
 //     witness threshold, which the proofs asked for are to meet). A log
 //     that does not is 400 invalid_log with the verifier's reason; one over
 //     a webvh bound is 413.
+//   - Its new entries must keep rule 2 (identity.CheckAuthority): an
+//     entry signed by the custodial key alone that makes a change only the
+//     person's key may make is 409 {"error": "unauthorized_change"},
+//     logged at warn, and nothing is stored.
 //   - Its entries must extend the witnessed log entry for entry (the same
 //     versionId at every version witnessed). A different entry at a
 //     version already witnessed is a fork: 409 {"error": "fork"}, logged at
@@ -38,6 +42,7 @@ package federation
 //     witness has already seen later entries.
 //   - A peer has at most MaxWitnessedPerPeer SCIDs witnessed (counted
 //     by the peer that first asked for each); a new one over it is 403.
+//     This cloud's own logs (CollectWitness, in-process) are not counted.
 //   - Otherwise the new log becomes the witnessed head (a compare-and-swap
 //     on the previous head, so two requests racing cannot both extend it
 //     differently) and the proofs are answered.
@@ -58,6 +63,7 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/did/webvh"
+	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/store"
 )
 
@@ -175,7 +181,7 @@ func (e *witnessError) Unwrap() error { return e.err }
 // Witness checks a log against the one witnessed before for its SCID (see
 // the rules above), stores it as the new head and returns the proofs for
 // its new entries. A refusal is a *witnessError wrapping ErrWitnessFork,
-// ErrWitnessStale or the webvh error. peer names the asker in the log.
+// ErrWitnessStale, identity.ErrPersonKeyRequired or the webvh error. peer names the asker in the log.
 func (f *Federation) Witness(ctx context.Context, peer string, log []byte) (*WitnessAnswer, error) {
 	key, err := f.WitnessKey()
 	if err != nil {
@@ -195,6 +201,8 @@ func (f *Federation) Witness(ctx context.Context, peer string, log []byte) (*Wit
 		old, err := f.Store.WitnessedLog(ctx, scid)
 		prevID, known := "", 0
 		switch {
+		case errors.Is(err, store.ErrNotFound) && peer == f.Issuer:
+			// This cloud's own accounts (CollectWitness): bounded by them.
 		case errors.Is(err, store.ErrNotFound):
 			n, err := f.Store.CountWitnessedLogs(ctx, peer)
 			if err != nil {
@@ -224,6 +232,14 @@ func (f *Federation) Witness(ctx context.Context, peer string, log []byte) (*Wit
 					ErrWitnessStale, len(entries), len(oe), old.VersionID)}
 			}
 			prevID, known = old.VersionID, len(oe)
+		}
+		if known < len(entries) {
+			// Rule 2: a change only the person's key may make, signed by
+			// the custodial key alone, is not witnessed.
+			if err := identity.CheckAuthority(res, known); err != nil {
+				f.log().WarnContext(ctx, "witness: refused an unauthorized change of a DID log", "peer", peer, "scid", scid, "did", res.DID, "err", err)
+				return nil, &witnessError{http.StatusConflict, "unauthorized_change", fmt.Errorf("%w: %w", ErrWitnessRefused, err)}
+			}
 		}
 		last := entries[len(entries)-1]
 		if known == len(entries) {
@@ -303,8 +319,9 @@ func (f *Federation) serveWitness(w http.ResponseWriter, r *http.Request) {
 
 // RequestWitness asks the peer p to witness log and returns its proofs
 // (did-witness.json records). A fork or a stale log is ErrWitnessFork or
-// ErrWitnessStale; another refusal ErrWitnessRefused; a peer that cannot
-// be asked ErrWitnessUnavailable.
+// ErrWitnessStale; another refusal ErrWitnessRefused (with
+// identity.ErrPersonKeyRequired for an unauthorized change); a peer that
+// cannot be asked ErrWitnessUnavailable.
 func (f *Federation) RequestWitness(ctx context.Context, p *Peer, log []byte) ([]webvh.WitnessProofs, error) {
 	ctx, cancel := context.WithTimeout(ctx, witnessTimeout)
 	defer cancel()
@@ -347,6 +364,8 @@ func (f *Federation) RequestWitness(ctx context.Context, p *Peer, log []byte) ([
 		return nil, fmt.Errorf("%w: %s: %s", ErrWitnessFork, p.Issuer, out.Desc)
 	case resp.StatusCode == http.StatusConflict && out.Code == "stale":
 		return nil, fmt.Errorf("%w: %s: %s", ErrWitnessStale, p.Issuer, out.Desc)
+	case resp.StatusCode == http.StatusConflict && out.Code == "unauthorized_change":
+		return nil, fmt.Errorf("%w: %s: %w: %s", ErrWitnessRefused, p.Issuer, identity.ErrPersonKeyRequired, out.Desc)
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		return nil, fmt.Errorf("%w: %s answered %s %s: %s", ErrWitnessRefused, p.Issuer, resp.Status, out.Code, out.Desc)
 	}

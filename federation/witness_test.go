@@ -9,13 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/federation"
+	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/testdb"
 	"github.com/onecommons/commonsid/keys"
 )
 
@@ -310,5 +316,538 @@ func TestWitnessRateLimit(t *testing.T) {
 	}
 	if limited == 0 || limited > 40 {
 		t.Fatalf("the witness endpoint limited a peer after %d requests (want a burst of about 30)", limited)
+	}
+}
+
+// commons: n clouds, each with its own KEK (so its own witness id), each
+// serving the federation routes and a peer of every other, with its
+// witness published in the discovery document the others keep.
+type commons struct {
+	sides []*side
+	srvs  []*httptest.Server
+	ids   []string // witness ids, by side
+}
+
+func newCommons(t *testing.T, n int) *commons {
+	t.Helper()
+	c := &commons{}
+	for i := range n {
+		issuer := fmt.Sprintf("https://%c.example", 'a'+i)
+		db, path := testdb.SQLite(t)
+		kek, err := keys.NewKEK(bytes.Repeat([]byte{byte(i + 1)}, keys.KEKSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		km := &keys.Manager{Store: db, KEK: kek}
+		if _, err := km.Ensure(ctx, keys.DefaultAlg); err != nil {
+			t.Fatal(err)
+		}
+		s := &side{db: db, path: path, fed: &federation.Federation{Issuer: issuer, DID: "did:web:" + strings.TrimPrefix(issuer, "https://"),
+			Store: db, Keys: km, Accounts: identity.NewService(db, kek, issuer), HTTP: http.DefaultClient}}
+		id, err := s.fed.WitnessID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.sides, c.srvs, c.ids = append(c.sides, s), append(c.srvs, s.serve(t)), append(c.ids, id)
+	}
+	for i, x := range c.sides {
+		for j, y := range c.sides {
+			if i == j {
+				continue
+			}
+			p := x.peerOf(t, y)
+			p.Endpoint = c.srvs[i].URL
+			p.Metadata, _ = json.Marshal(map[string]any{"issuer": x.fed.Issuer,
+				"federation_witness": federation.WitnessService{ID: c.ids[i], Endpoint: x.fed.Issuer + federation.WitnessPath}})
+			if err := y.db.PutPeer(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return c
+}
+
+// accountLog is the genesis log of an account homed at a.example with a
+// custodial and a person key, witnessed by w.
+func accountLog(t *testing.T, name string, custodial, person ed25519.PrivateKey, w *webvh.Witness, at time.Time) *webvh.Log {
+	t.Helper()
+	l, err := webvh.Create(webvh.CreateOptions{HostPath: "a.example:accounts:" + name, Portable: true,
+		UpdateKeys: []ed25519.PublicKey{custodial.Public().(ed25519.PublicKey), person.Public().(ed25519.PublicKey)},
+		Witness:    w, Time: at, Signer: custodial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// proofCount counts the proofs of a did-witness.json, and the witness
+// did:keys that made them.
+func proofCount(t *testing.T, file []byte) (int, map[string]string) {
+	t.Helper()
+	var recs []webvh.WitnessProofs
+	if err := json.Unmarshal(file, &recs); err != nil {
+		t.Fatalf("did-witness.json %s: %v", file, err)
+	}
+	n, by := 0, map[string]string{}
+	for _, r := range recs {
+		for _, p := range r.Proof {
+			id, err := webvh.VerifyWitnessProof(p, r.VersionID)
+			if err != nil {
+				t.Fatalf("an invalid proof in the collected file: %v", err)
+			}
+			n++
+			by[id] = r.VersionID
+		}
+	}
+	return n, by
+}
+
+// TestPeerWitness: a peer's witness comes from its discovery document (an
+// Ed25519 did:key only), and the member witnesses are this cloud's and its
+// peers', sorted and distinct.
+func TestPeerWitness(t *testing.T) {
+	c := newCommons(t, 3)
+	a := c.sides[0]
+	pb, err := a.db.GetPeer(ctx, c.sides[1].fed.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ep, ok := pb.Witness(); !ok || id != c.ids[1] || ep != "https://b.example"+federation.WitnessPath {
+		t.Fatalf("peer witness: %q %q %v", id, ep, ok)
+	}
+	for _, meta := range []string{``, `{}`, `not json`, `{"federation_witness": null}`, `{"federation_witness": {"id": "did:web:b.example"}}`,
+		`{"federation_witness": {"id": "did:key:z6MkNotAKey"}}`, `{"federation_witness": {"id": "` + c.ids[1] + `#frag"}}`} {
+		if id, _, ok := (&federation.Peer{Metadata: []byte(meta)}).Witness(); ok || id != "" {
+			t.Errorf("metadata %s gave witness %q", meta, id)
+		}
+	}
+	got, err := a.fed.MemberWitnesses(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(c.ids)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("member witnesses %v, want %v", got, want)
+	}
+	// A peer without a published witness is left out; a duplicate counted once.
+	pb.Metadata = []byte(`{}`)
+	a.db.PutPeer(ctx, pb)
+	pc, _ := a.db.GetPeer(ctx, c.sides[2].fed.Issuer)
+	pc.Metadata, _ = json.Marshal(map[string]any{"federation_witness": map[string]string{"id": c.ids[0]}})
+	a.db.PutPeer(ctx, pc)
+	if got, err := a.fed.MemberWitnesses(ctx); err != nil || !slices.Equal(got, []string{c.ids[0]}) {
+		t.Fatalf("member witnesses %v %v, want only %s", got, err, c.ids[0])
+	}
+}
+
+// TestCollectWitness: a home collects the proofs of a 2-of-3 witness
+// configuration (its own witness in-process, the peers over HTTP): the
+// file verifies, holds every witness's latest proof only, is merged with
+// the proofs the log had, skips a witness that is down, and fails with
+// ErrWitnessThreshold when too few can be reached.
+func TestCollectWitness(t *testing.T) {
+	c := newCommons(t, 3)
+	a := c.sides[0]
+	custodial, person := newKey(t), newKey(t)
+	cfg := identity.WitnessConfig(c.ids)
+	if cfg.Threshold != 2 {
+		t.Fatalf("threshold %d", cfg.Threshold)
+	}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	l1 := accountLog(t, "vera", custodial, person, cfg, t0)
+	if err := witnessed(l1.Bytes()); !errors.Is(err, webvh.ErrWitness) {
+		t.Fatalf("unwitnessed: %v", err)
+	}
+	f1, err := a.fed.CollectWitness(ctx, l1.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(log, file []byte) *webvh.Result {
+		t.Helper()
+		res, err := webvh.Verify(log, webvh.Options{Witness: func() ([]byte, error) { return file, nil }})
+		if err != nil || !res.Metadata.Witnessed {
+			t.Fatalf("collected file %s: %v", file, err)
+		}
+		return res
+	}
+	check(l1.Bytes(), f1)
+	if n, by := proofCount(t, f1); n != 3 || len(by) != 3 {
+		t.Fatalf("after the threshold the rest are asked too: %d proofs by %v", n, by)
+	}
+	for i, s := range c.sides {
+		if h, err := s.db.WitnessedLog(ctx, l1.Result().Metadata.SCID); err != nil || h.VersionID != l1.Result().Metadata.VersionID {
+			t.Fatalf("witness %d head %+v %v", i, h, err)
+		}
+	}
+	// Collected again: nothing to ask, the same file.
+	if again, err := a.fed.CollectWitness(ctx, l1.Bytes(), f1); err != nil || !bytes.Equal(again, f1) {
+		t.Fatalf("collecting a witnessed log: %s %v", again, err)
+	}
+
+	// A custodial update: the proofs move to the new entry (one per witness).
+	l2, err := identity.AppendWitnesses(l1, cfg, custodial, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := a.fed.CollectWitness(ctx, l2.Bytes(), f1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(l2.Bytes(), f2)
+	v2 := l2.Result().Metadata.VersionID
+	if n, by := proofCount(t, f2); n != 3 || by[c.ids[0]] != v2 || by[c.ids[1]] != v2 || by[c.ids[2]] != v2 {
+		t.Fatalf("file after an extension: %d %v", n, by)
+	}
+
+	// One witness down: the other two meet the threshold; the file keeps
+	// the down witness's older proof.
+	down := slices.Index(c.ids, slices.Max(c.ids)) // asked last or not at all
+	if down == 0 {
+		down = slices.Index(c.ids, slices.Min(c.ids)) // never the home itself
+	}
+	c.srvs[down].Close()
+	l3, err := identity.AppendWitnesses(l2, cfg, custodial, t0.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f3, err := a.fed.CollectWitness(ctx, l3.Bytes(), f2)
+	if err != nil {
+		t.Fatalf("one witness of three down: %v", err)
+	}
+	check(l3.Bytes(), f3)
+	if n, by := proofCount(t, f3); n != 3 || by[c.ids[down]] != v2 {
+		t.Fatalf("file with a witness down: %d %v", n, by)
+	}
+	// Two down: 1 of 3, 2 needed.
+	other := 3 - down // the remaining peer (sides 1 and 2)
+	c.srvs[other].Close()
+	l4, err := identity.AppendWitnesses(l3, cfg, custodial, t0.Add(3*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.fed.CollectWitness(ctx, l4.Bytes(), f3)
+	if !errors.Is(err, federation.ErrWitnessThreshold) || !strings.Contains(err.Error(), "1 of 3 witnesses signed") || !strings.Contains(err.Error(), "2 needed") {
+		t.Fatalf("two witnesses down: %v", err)
+	}
+	// Garbage in the existing file is refused, not merged.
+	if _, err := a.fed.CollectWitness(ctx, l1.Bytes(), []byte(`{"not":"an array"}`)); err == nil {
+		t.Fatal("a malformed witness file was accepted")
+	}
+}
+
+// TestCollectWitnessOneWinner: two different entries at the same version
+// (two moves of one account, made on two clouds) collected at the same
+// time: the witnesses are asked in the same order everywhere, so exactly
+// one collection succeeds and the other ends with ErrWitnessFork; every
+// witness holds the winner.
+func TestCollectWitnessOneWinner(t *testing.T) {
+	c := newCommons(t, 3)
+	custodial, person := newKey(t), newKey(t)
+	cfg := identity.WitnessConfig(c.ids)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for round := range 4 {
+		l1 := accountLog(t, fmt.Sprint("race", round), custodial, person, cfg, t0)
+		f1, err := c.sides[0].fed.CollectWitness(ctx, l1.Bytes(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Moves by the person's key to b.example and to c.example.
+		toB, err := identity.AppendMove(l1, "https://b.example", newKey(t).Public().(ed25519.PublicKey), cfg, person, t0.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		toC, err := identity.AppendMove(l1, "https://c.example", newKey(t).Public().(ed25519.PublicKey), cfg, person, t0.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := []*webvh.Log{toB, toC}
+		errs := make([]error, 2)
+		files := make([][]byte, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				files[i], errs[i] = c.sides[i+1].fed.CollectWitness(ctx, logs[i].Bytes(), f1)
+			}()
+		}
+		wg.Wait()
+		won := -1
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				if won >= 0 {
+					t.Fatalf("round %d: both moves were witnessed", round)
+				}
+				won = i
+			case !errors.Is(err, federation.ErrWitnessFork):
+				t.Fatalf("round %d: the losing move: %v, want ErrWitnessFork", round, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: neither move was witnessed: %v", round, errs)
+		}
+		if err := witnessed(logs[won].Bytes(), decodeFile(t, files[won])); err != nil {
+			t.Fatalf("round %d: the winner's file: %v", round, err)
+		}
+		want := logs[won].Result().Metadata.VersionID
+		for i, s := range c.sides {
+			h, err := s.db.WitnessedLog(ctx, l1.Result().Metadata.SCID)
+			if err != nil || h.VersionID != want {
+				t.Fatalf("round %d: witness %d holds %+v %v, want the winner %s", round, i, h, err, want)
+			}
+		}
+	}
+}
+
+func decodeFile(t *testing.T, file []byte) []webvh.WitnessProofs {
+	t.Helper()
+	var recs []webvh.WitnessProofs
+	if err := json.Unmarshal(file, &recs); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestWitnessAuthority: a rogue peer asks for proofs on an account log
+// whose new entry, signed by the custodial key alone, removes the person's
+// key or moves the DID: 409 unauthorized_change, logged, nothing stored;
+// the same move signed by the person's key is witnessed. CollectWitness
+// stops at such a refusal.
+func TestWitnessAuthority(t *testing.T) {
+	w := newWitnessWorld(t)
+	var logs lockedLog
+	w.a.fed.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	wid, _ := w.a.fed.WitnessID()
+	custodial, person := newKey(t), newKey(t)
+	cfg := &webvh.Witness{Threshold: 1, Witnesses: []webvh.WitnessMember{{ID: wid}}}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	l1 := accountLog(t, "rex", custodial, person, cfg, t0)
+	if _, err := w.b.fed.RequestWitness(ctx, w.peerA, l1.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	scid := l1.Result().Metadata.SCID
+	head, _ := w.a.db.WitnessedLog(ctx, scid)
+	dropPerson, err := l1.Update(webvh.UpdateOptions{UpdateKeys: []ed25519.PublicKey{custodial.Public().(ed25519.PublicKey)}, Time: t0.Add(time.Minute), Signer: custodial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveByCustodial, err := l1.Update(webvh.UpdateOptions{MoveTo: "b.example:accounts:rex", Time: t0.Add(time.Minute), Signer: custodial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := w.b.fed.PeerToken(ctx, w.a.fed.Issuer)
+	for name, l := range map[string]*webvh.Log{"removes the person key": dropPerson, "moves the DID": moveByCustodial} {
+		if _, err := w.b.fed.RequestWitness(ctx, w.peerA, l.Bytes()); !errors.Is(err, federation.ErrWitnessRefused) || !errors.Is(err, identity.ErrPersonKeyRequired) {
+			t.Errorf("%s: %v", name, err)
+		}
+		if st, out := w.post(t, tok, "application/jsonl", l.Bytes()); st != 409 || out["error"] != "unauthorized_change" || out["proofs"] != nil {
+			t.Errorf("%s: %d %v", name, st, out)
+		}
+	}
+	if after, err := w.a.db.WitnessedLog(ctx, scid); err != nil || after.VersionID != head.VersionID || !after.UpdatedAt.Equal(head.UpdatedAt) {
+		t.Fatalf("an unauthorized change was stored: %v %v", after.VersionID, err)
+	}
+	if !strings.Contains(logs.String(), "unauthorized change") {
+		t.Fatal("the refusal was not logged")
+	}
+	// The home's own collection stops there too.
+	if _, err := w.a.fed.CollectWitness(ctx, moveByCustodial.Bytes(), nil); !errors.Is(err, identity.ErrPersonKeyRequired) {
+		t.Fatalf("collecting an unauthorized move: %v", err)
+	}
+	// The same move by the person is witnessed.
+	moveByPerson, err := l1.Update(webvh.UpdateOptions{MoveTo: "b.example:accounts:rex", Time: t0.Add(time.Minute), Signer: person})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.b.fed.RequestWitness(ctx, w.peerA, moveByPerson.Bytes())
+	if err != nil || witnessed(moveByPerson.Bytes(), p) != nil {
+		t.Fatalf("a move by the person: %v", err)
+	}
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeDIDLog: GET /federation/v1/dids/{scid} serves the stored log
+// and witness file to anyone (no token), 404 for an unknown SCID, 400 for
+// one that is not a SCID; LatestDIDLog keeps the best copy that verifies
+// among this cloud's and its peers', refusing an unwitnessed one and one
+// that breaks rule 2.
+func TestServeDIDLog(t *testing.T) {
+	c := newCommons(t, 3)
+	a, b, cc := c.sides[0], c.sides[1], c.sides[2]
+	custodial, person := newKey(t), newKey(t)
+	cfg := identity.WitnessConfig(c.ids)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	l1 := accountLog(t, "dina", custodial, person, cfg, t0)
+	f1, err := a.fed.CollectWitness(ctx, l1.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := l1.Result()
+	scid := res.Metadata.SCID
+	put := func(s *side, l *webvh.Log, file []byte, prev int) {
+		t.Helper()
+		r := l.Result()
+		ok, err := s.db.PutDIDLog(ctx, &identity.DIDLog{DID: res.DID, SCID: scid, CurrentDID: r.DID, Name: "dina", HomeIssuer: "https://a.example",
+			Log: l.Bytes(), Witness: file, Version: r.Metadata.VersionNumber, UpdatedAt: time.Now()}, prev)
+		if err != nil || !ok {
+			t.Fatalf("put DID log: %v %v", ok, err)
+		}
+	}
+	put(a, l1, f1, 0)
+
+	get := func(path string) (int, http.Header, []byte) {
+		t.Helper()
+		resp, err := http.Get(c.srvs[0].URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, raw
+	}
+	st, h, raw := get(federation.DIDsPath + "/" + scid)
+	var ans struct {
+		Log     string                `json:"log"`
+		Witness []webvh.WitnessProofs `json:"witness"`
+	}
+	if err := json.Unmarshal(raw, &ans); st != 200 || err != nil || ans.Log != string(l1.Bytes()) || witnessed([]byte(ans.Log), ans.Witness) != nil {
+		t.Fatalf("GET dids: %d %v %s", st, err, raw)
+	}
+	if cc := h.Get("Cache-Control"); !strings.HasPrefix(cc, "public, max-age=") || h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("headers %v", h)
+	}
+	if st, _, raw := get(federation.DIDsPath + "/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"); st != 404 || !strings.Contains(string(raw), `"error":"not_found"`) {
+		t.Fatalf("unknown SCID: %d %s", st, raw)
+	}
+	for _, bad := range []string{"x", strings.Repeat("Q", 47), "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb0l", "..%2F..%2Fetc"} {
+		if st, _, _ := get(federation.DIDsPath + "/" + bad); st != 400 && st != 404 {
+			t.Errorf("bad SCID %q: %d", bad, st)
+		}
+	}
+	if st, _, _ := get(federation.DIDsPath + "/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPb0l"); st != 400 {
+		t.Errorf("a SCID with characters outside base58btc: %d, want 400", st)
+	}
+
+	// Copies: A holds version 1, C version 2 (witnessed): B, without a
+	// copy, gets C's.
+	l2, err := identity.AppendWitnesses(l1, cfg, custodial, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := a.fed.CollectWitness(ctx, l2.Bytes(), f1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(cc, l2, f2, 0)
+	best, err := b.fed.LatestDIDLog(ctx, scid)
+	if err != nil || best.From != cc.fed.Issuer || best.Result.Metadata.VersionNumber != 2 {
+		t.Fatalf("latest copy: %+v %v", best, err)
+	}
+	// C's copy replaced by a longer one without its proofs: refused, A's wins.
+	l3, err := identity.AppendWitnesses(l2, cfg, custodial, t0.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(cc, l3, f2, 2)
+	if best, err := b.fed.LatestDIDLog(ctx, scid); err != nil || best.From != a.fed.Issuer || best.Result.Metadata.VersionNumber != 1 {
+		t.Fatalf("with an unwitnessed copy at C: %+v %v", best, err)
+	}
+	// A copy that meets its thresholds but breaks rule 2: the person hands
+	// witnessing to one witness (witnessed by the commons); then an entry
+	// by the custodial key alone drops the person key, which that witness
+	// (a key the attacker holds) signs.
+	rogueW := newKey(t)
+	rogueCfg := &webvh.Witness{Threshold: 1, Witnesses: []webvh.WitnessMember{{ID: "did:key:" + webvh.Multikey(rogueW.Public().(ed25519.PublicKey))}}}
+	m1 := accountLog(t, "mona", custodial, person, cfg, t0)
+	mres := m1.Result()
+	r1, err := m1.Update(webvh.UpdateOptions{Witness: rogueCfg, Time: t0.Add(time.Minute), Signer: person})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf1, err := a.fed.CollectWitness(ctx, r1.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := r1.Update(webvh.UpdateOptions{UpdateKeys: []ed25519.PublicKey{custodial.Public().(ed25519.PublicKey)}, Time: t0.Add(2 * time.Minute), Signer: custodial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := r2.Result().Metadata.VersionID
+	rp, _ := webvh.WitnessProof(rogueW, v3, time.Now())
+	rogueRaw, _ := json.Marshal(append(decodeFile(t, rf1), webvh.WitnessProofs{VersionID: v3, Proof: []json.RawMessage{rp}}))
+	if rr, err := webvh.Verify(r2.Bytes(), webvh.Options{Witness: func() ([]byte, error) { return rogueRaw, nil }}); err != nil || !rr.Metadata.Witnessed {
+		t.Fatalf("the rogue copy should meet its thresholds: %v", err)
+	}
+	if err := identity.CheckAuthority(r2.Result(), 0); !errors.Is(err, identity.ErrPersonKeyRequired) {
+		t.Fatalf("the rogue copy should break rule 2: %v", err)
+	}
+	putLog := func(s *side, l *webvh.Log, file []byte) {
+		t.Helper()
+		r := l.Result()
+		if ok, err := s.db.PutDIDLog(ctx, &identity.DIDLog{DID: mres.DID, SCID: mres.Metadata.SCID, CurrentDID: r.DID, Name: "mona", HomeIssuer: "https://a.example",
+			Log: l.Bytes(), Witness: file, Version: r.Metadata.VersionNumber, UpdatedAt: time.Now()}, 0); err != nil || !ok {
+			t.Fatalf("put: %v %v", ok, err)
+		}
+	}
+	putLog(a, r1, rf1)
+	putLog(cc, r2, rogueRaw)
+	if best, err := b.fed.LatestDIDLog(ctx, mres.Metadata.SCID); err != nil || best.From != a.fed.Issuer || best.Result.Metadata.VersionNumber != 2 {
+		t.Fatalf("with a rule-2 breaking copy at C: %+v %v", best, err)
+	}
+	// No copy anywhere: ErrNotFound.
+	if _, err := b.fed.LatestDIDLog(ctx, "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"); !errors.Is(err, webvh.ErrNotFound) {
+		t.Fatalf("unknown SCID: %v", err)
+	}
+}
+
+// TestServeDIDLogRateLimit: one IP gets didsPerIP requests a minute, then
+// 429 slow_down.
+func TestServeDIDLogRateLimit(t *testing.T) {
+	s := newSide(t, "https://a.example")
+	srv := s.serve(t)
+	limited := 0
+	for i := 1; i <= 700 && limited == 0; i++ {
+		resp, err := http.Get(srv.URL + federation.DIDsPath + "/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests && strings.Contains(string(raw), "slow_down"):
+			limited = i
+		case resp.StatusCode != http.StatusNotFound:
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, raw)
+		}
+	}
+	if limited < 600 || limited > 610 {
+		t.Fatalf("limited after %d requests, want about 600", limited)
 	}
 }

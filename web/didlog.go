@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -17,16 +18,22 @@ import (
 	"github.com/onecommons/commonsid/store"
 )
 
-// The home of a did:webvh account serves its log and the parallel did:web
-// document (identity/webvh.go) at the locations its DID maps to:
+// The home of a did:webvh account serves its log, its witness file and the
+// parallel did:web document (identity/webvh.go) at the locations its DID
+// maps to:
 //
-//	GET {issuer path}/accounts/{name}/did.jsonl  text/jsonl, the did:webvh log
-//	GET {issuer path}/accounts/{name}/did.json   application/did+json, did:web
+//	GET {issuer path}/accounts/{name}/did.jsonl         text/jsonl, the did:webvh log
+//	GET {issuer path}/accounts/{name}/did-witness.json  application/json, the witness proofs ([] when none)
+//	GET {issuer path}/accounts/{name}/did.json          application/did+json, did:web
 //
-// Both are public (Access-Control-Allow-Origin: *). An unknown, malformed
-// or over-long name, an account that is deleted or not homed here, and a
-// cloud without did:webvh accounts answer 404. There is no witness file
-// (did-witness.json): account logs have no witnesses.
+// All are public (Access-Control-Allow-Origin: *). The log and the witness
+// file are served for a log that has had the DID of that location: the
+// account's while it is homed here, and still after it moved away (the log
+// then ends with the move, which resolvers follow to the new home). The
+// did:web document is served while the DID is current here; after a move
+// it redirects to the new location's. An unknown, malformed or over-long
+// name, an account that is deleted or was never homed at this location,
+// and a cloud without did:webvh accounts answer 404.
 
 // mountDIDLogs adds the routes of account DID logs.
 func (h *Handler) mountDIDLogs(r chi.Router) {
@@ -39,20 +46,28 @@ func (h *Handler) mountDIDLogs(r chi.Router) {
 	}
 	base := prefix + "/" + identity.AccountsSegment + "/{name}/"
 	r.Get(base+"did.jsonl", h.didLogFile)
+	r.Get(base+"did-witness.json", h.didWitnessFile)
 	r.Get(base+"did.json", h.didWebDocument)
 }
 
-// accountDIDLog returns the log served under the request's name.
-func (h *Handler) accountDIDLog(w http.ResponseWriter, r *http.Request) (*identity.DIDLog, bool) {
+// accountDIDLog returns the log served under the request's name, and
+// whether its DID at this location is still its current DID.
+func (h *Handler) accountDIDLog(w http.ResponseWriter, r *http.Request) (*identity.DIDLog, bool, bool) {
 	name := chi.URLParam(r, "name")
 	if name == "" || len(name) > identity.MaxDIDLogName || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz234567") != "" {
 		http.Error(w, "no such DID here", http.StatusNotFound)
-		return nil, false
+		return nil, false, false
 	}
 	l, err := h.Accounts.DIDLogs.GetDIDLogByName(r.Context(), name)
-	var a *identity.Account
+	var (
+		a    *identity.Account
+		dids []string
+	)
 	if err == nil {
 		a, err = h.Accounts.Store.GetAccount(r.Context(), l.DID)
+	}
+	if err == nil && a.Status == identity.StatusMoved {
+		dids, err = h.Accounts.DIDLogs.AccountDIDs(r.Context(), l.DID)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -60,16 +75,39 @@ func (h *Handler) accountDIDLog(w http.ResponseWriter, r *http.Request) (*identi
 		h.Log.ErrorContext(r.Context(), "DID log", "err", identity.RootCause(err))
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
-		return nil, false
-	case a.Status == identity.StatusActive || a.Status == identity.StatusDisabled:
-		return l, true
+		return nil, false, false
+	default:
+		here, ok := h.didHere(l.SCID, name)
+		switch {
+		case !ok:
+		case a.Status == identity.StatusActive || a.Status == identity.StatusDisabled:
+			if l.CurrentDID == here || l.CurrentDID == "" {
+				return l, true, true
+			}
+		case a.Status == identity.StatusMoved:
+			if l.CurrentDID == here {
+				return l, true, true
+			}
+			if slices.Contains(dids, here) || l.DID == here {
+				return l, false, true
+			}
+		}
 	}
 	http.Error(w, "no such DID here", http.StatusNotFound)
-	return nil, false
+	return nil, false, false
+}
+
+// didHere is the account DID of scid and name at this cloud's location.
+func (h *Handler) didHere(scid, name string) (string, bool) {
+	hp, err := identity.WebVHHostPath(h.Accounts.Issuer)
+	if err != nil || scid == "" {
+		return "", false
+	}
+	return "did:webvh:" + scid + ":" + hp + ":" + identity.AccountsSegment + ":" + name, true
 }
 
 func (h *Handler) didLogFile(w http.ResponseWriter, r *http.Request) {
-	l, ok := h.accountDIDLog(w, r)
+	l, _, ok := h.accountDIDLog(w, r)
 	if !ok {
 		return
 	}
@@ -79,21 +117,51 @@ func (h *Handler) didLogFile(w http.ResponseWriter, r *http.Request) {
 	w.Write(l.Log)
 }
 
+// didWitnessFile serves did-witness.json: the witness proofs of the log
+// ([] when it has none).
+func (h *Handler) didWitnessFile(w http.ResponseWriter, r *http.Request) {
+	l, _, ok := h.accountDIDLog(w, r)
+	if !ok {
+		return
+	}
+	body := l.Witness
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("[]")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Write(body)
+}
+
 // didWebDocument serves the parallel did:web document: the current
 // did:webvh document with every "did:webvh:{SCID}:" made "did:web:", the
 // did:webvh DID in alsoKnownAs (as the did:webvh specification describes
 // for publishing did:web beside a did:webvh log).
 func (h *Handler) didWebDocument(w http.ResponseWriter, r *http.Request) {
-	l, ok := h.accountDIDLog(w, r)
+	l, current, ok := h.accountDIDLog(w, r)
 	if !ok {
 		return
 	}
-	res, err := webvh.Verify(l.Log, webvh.Options{DID: l.DID})
+	if !current {
+		// Moved away: the did:web document is at the new location.
+		if id, err := webvh.ParseDID(l.CurrentDID); err == nil {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			http.Redirect(w, r, id.WebDocumentURL(), http.StatusMovedPermanently)
+			return
+		}
+		http.Error(w, "no such DID here", http.StatusNotFound)
+		return
+	}
+	// The home's own log: its latest entry may still be collecting its
+	// witness proofs.
+	opened, err := webvh.Open(l.Log, webvh.Options{})
 	if err != nil {
 		h.Log.ErrorContext(r.Context(), "stored DID log does not verify", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	res := opened.Result()
 	id, err := webvh.ParseDID(res.DID)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
@@ -114,7 +182,7 @@ func (h *Handler) didWebDocument(w http.ResponseWriter, r *http.Request) {
 }
 
 // localResolver resolves account DIDs for pages of this cloud: did:webvh
-// logs are read from the store, not fetched.
+// logs and their witness files are read from the store, not fetched.
 func (h *Handler) localResolver() *did.Resolver {
 	if h.Accounts.DIDLogs == nil {
 		return &did.Resolver{}
@@ -125,7 +193,11 @@ func (h *Handler) localResolver() *did.Resolver {
 			return nil, webvh.ErrNotFound
 		}
 		segs := strings.Split(p.Path, "/")
-		if len(segs) < 3 || segs[len(segs)-1] != "did.jsonl" || segs[len(segs)-3] != identity.AccountsSegment {
+		if len(segs) < 3 || segs[len(segs)-3] != identity.AccountsSegment {
+			return nil, webvh.ErrNotFound
+		}
+		file := segs[len(segs)-1]
+		if file != "did.jsonl" && file != "did-witness.json" {
 			return nil, webvh.ErrNotFound
 		}
 		l, err := h.Accounts.DIDLogs.GetDIDLogByName(ctx, segs[len(segs)-2])
@@ -134,6 +206,12 @@ func (h *Handler) localResolver() *did.Resolver {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if file == "did-witness.json" {
+			if len(bytes.TrimSpace(l.Witness)) == 0 {
+				return []byte("[]"), nil
+			}
+			return l.Witness, nil
 		}
 		return l.Log, nil
 	}}

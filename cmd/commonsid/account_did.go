@@ -8,6 +8,7 @@ import (
 
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/did/webvh"
+	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/safehttp"
 )
@@ -35,8 +36,11 @@ func (cl *cloud) useAccountDID() error {
 	if err := validateAccountDID(cl.cfg.AccountDID, cl.cfg.Issuer); err != nil {
 		return err
 	}
+	// Every cloud keeps DID logs: its peers' accounts', and those of
+	// did:key accounts upgraded here, whatever the method of new accounts.
+	cl.accounts.DIDLogs = cl.db
 	if cl.cfg.AccountDID == identity.DIDMethodWebVH {
-		cl.accounts.DIDMethod, cl.accounts.DIDLogs = identity.DIDMethodWebVH, cl.db
+		cl.accounts.DIDMethod = identity.DIDMethodWebVH
 	}
 	return nil
 }
@@ -81,6 +85,41 @@ func webvhFetcher(sc *safehttp.Client) did.WebVHFetcher {
 	}
 }
 
+// webvhFallback is where the cloud's resolver turns when the home of a
+// did:webvh DID cannot be reached or answers an error: the best verified
+// copy of its log (witness threshold met, rule 2 kept, identity.PreferLog)
+// among this cloud's did_logs row and its peers' /federation/v1/dids/{scid},
+// asked through f's guarded client.
+func webvhFallback(f *federation.Federation) did.WebVHFallback {
+	return func(ctx context.Context, id string, cause error) (*webvh.Result, error) {
+		parsed, err := webvh.ParseDID(id)
+		if err != nil {
+			return nil, err
+		}
+		c, err := f.LatestDIDLog(ctx, parsed.SCID)
+		if err != nil {
+			return nil, err
+		}
+		from := c.From
+		if from == "" {
+			from = "this cloud"
+		}
+		if f.Log != nil {
+			f.Log.InfoContext(ctx, "resolved a did:webvh DID from a copy: its home failed", "did", id, "from", from,
+				"version", c.Result.Metadata.VersionID, "cause", identity.RootCause(cause))
+		}
+		return c.Result, nil
+	}
+}
+
+// withWebVHFallback returns a copy of r whose did:webvh resolution falls
+// back on the copies f knows (webvhFallback).
+func withWebVHFallback(r *did.Resolver, f *federation.Federation) *did.Resolver {
+	c := *r
+	c.WebVHFallback = webvhFallback(f)
+	return &c
+}
+
 // didMethod is the method name of a DID ("key", "webvh", …).
 func didMethod(id string) string {
 	rest, ok := strings.CutPrefix(id, "did:")
@@ -108,7 +147,16 @@ func (cl *cloud) resolveForShow(ctx context.Context, a *identity.Account) (*did.
 	if err != nil {
 		return nil, 0, err
 	}
-	r := did.Resolver{WebVH: func(context.Context, string) ([]byte, error) { return l.Log, nil }}
-	doc, err := r.Resolve(ctx, a.DID)
+	// The current document of the stored log (after a move, of the
+	// current DID), with its witness file when it has one.
+	var witness func() ([]byte, error)
+	if len(l.Witness) > 0 {
+		witness = func() ([]byte, error) { return l.Witness, nil }
+	}
+	res, err := webvh.Verify(l.Log, webvh.Options{Witness: witness})
+	if err != nil {
+		return nil, l.Version, fmt.Errorf("resolve %s: %w", a.DID, err)
+	}
+	doc, err := did.WebVHDocument(res)
 	return doc, l.Version, err
 }

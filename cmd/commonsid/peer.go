@@ -24,8 +24,10 @@ const peerUsage = `usage: commonsid peer add URL [--endpoint URL] | list | remov
 // federation builds this cloud's federation service.
 func (cl *cloud) federation() *federation.Federation {
 	cloudDID, _ := did.WebDID(cl.cfg.Issuer)
-	return &federation.Federation{Issuer: cl.cfg.Issuer, DID: cloudDID, Store: cl.db, Keys: cl.keys, Accounts: cl.accounts,
-		HTTP: cl.cfg.Outbound(cl.log).Streaming(), Resolver: cl.cfg.Outbound(cl.log).resolver, Log: cl.log}
+	f := &federation.Federation{Issuer: cl.cfg.Issuer, DID: cloudDID, Store: cl.db, Keys: cl.keys, Accounts: cl.accounts,
+		HTTP: cl.cfg.Outbound(cl.log).Streaming(), Log: cl.log}
+	f.Resolver = withWebVHFallback(cl.cfg.Outbound(cl.log).resolver, f)
+	return f
 }
 
 // remoteService finds a peer's service (for forks across clouds).
