@@ -18,10 +18,17 @@
 //  4. format version                         [ErrUnknownVersion]
 //  5. signature count, algorithms, headers   [ErrBadSignature]
 //  6. account signature: kid, key, document  [ErrWrongKey], [ErrBadSignature]
+//     (a did:webvh account: the log the file carries, verified offline,
+//     gives the key                           [ErrBadLog])
 //  7. cloud signature: did:web of the issuer [ErrCloudSignature], [ErrBadSignature]
+//     (a did:webvh account: a cloud out of reach or a retired key is
+//     noted in Opened.CloudUnverified, not refused)
 //  8. encryption parameters                  [ErrMalformed], [ErrWeakEncryption]
 //  9. decryption under the passphrase        [ErrWrongPassphrase]
 //  10. the decrypted key makes account.did   [ErrKeyMismatch]
+//
+// Importing a did:webvh account moves its DID to the importing cloud, with
+// the federation's witnesses (movewebvh.go).
 //
 // The format is described in docs/export-format.md and, for the payload
 // document, by the JSON Schema in schema/export-v1.schema.json.

@@ -40,6 +40,14 @@ type Document struct {
 	PasskeyUserHandle Bytes      `json:"passkey_user_handle,omitempty"`
 	Activity          []Activity `json:"activity"`
 	Secrets           Secrets    `json:"secrets"`
+	// DIDLog is, for a did:webvh account, its log (did.jsonl) at the
+	// moment of export; DIDWitness its did-witness.json (absent when the
+	// log has none) and DIDLogVersion the number of its last entry. The
+	// account signature is then made with the custodial key under the
+	// log's current DID, and did_document is the log's current document.
+	DIDLog        string          `json:"did_log,omitempty"`
+	DIDWitness    json.RawMessage `json:"did_witness,omitempty"`
+	DIDLogVersion int             `json:"did_log_version,omitempty"`
 }
 
 // Account is the account record of an export.

@@ -54,12 +54,19 @@ var ErrShortPassphrase = fmt.Errorf("passphrase must have at least %d characters
 
 // Input is everything an export needs; the caller loads it from the stores.
 type Input struct {
-	Account        *identity.Account // status, handle, profile, password hash
-	DIDKey         *did.Key          // the custodial key (private)
-	PairwiseSecret []byte
-	Settings       *privacy.Settings // nil: the defaults
-	Consents       []ConsentRecord   // privacy.Consent plus Issuer, FamilySector, Sector
-	Passkeys       []identity.Passkey
+	Account *identity.Account // status, handle, profile, password hash
+	// DIDKey is the custodial key (private): for a did:key account its
+	// did:key, for a did:webvh account the key under the log's current DID
+	// (KeyID its verification method there).
+	DIDKey *did.Key
+	// DIDLog and DIDWitness are, for a did:webvh account, its log
+	// (did.jsonl) and its did-witness.json (nil when none); nil for a
+	// did:key account.
+	DIDLog, DIDWitness []byte
+	PairwiseSecret     []byte
+	Settings           *privacy.Settings // nil: the defaults
+	Consents           []ConsentRecord   // privacy.Consent plus Issuer, FamilySector, Sector
+	Passkeys           []identity.Passkey
 	// PasskeyUserHandle is the account's WebAuthn user handle, if any.
 	PasskeyUserHandle []byte
 	Activity          []*privacy.Activity
@@ -106,8 +113,15 @@ func buildDocument(in Input) (*Document, error) {
 	}
 	cloudDID, _ := did.WebDID(in.Issuer) // checked by validate
 	a := in.Account
-	didDoc, err := (&did.Resolver{}).Resolve(context.Background(), a.DID)
-	if err != nil {
+	var didDoc *did.Document
+	var log *embeddedLog
+	var err error
+	if in.DIDLog != nil {
+		if log, err = verifyEmbeddedLog(a.DID, in.DIDLog, in.DIDWitness); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		didDoc = log.doc
+	} else if didDoc, err = (&did.Resolver{}).Resolve(context.Background(), a.DID); err != nil {
 		return nil, fmt.Errorf("export: resolve account DID: %w", err)
 	}
 	settings := in.Settings
@@ -131,6 +145,22 @@ func buildDocument(in Input) (*Document, error) {
 	}
 	if len(in.PasskeyUserHandle) > 0 {
 		doc.PasskeyUserHandle = in.PasskeyUserHandle
+	}
+	if log != nil {
+		if k := in.DIDKey; k.DID != log.res.DID {
+			return nil, fmt.Errorf("export: the custodial key is under %s, the log's current DID is %s", k.DID, log.res.DID)
+		}
+		pub, err := didDoc.PublicKey(in.DIDKey.KeyID)
+		if epub, ok := pub.(ed25519.PublicKey); err != nil || !ok || !epub.Equal(in.DIDKey.Private.Public()) {
+			return nil, fmt.Errorf("export: %s is not the custodial key's verification method in the log's current document", in.DIDKey.KeyID)
+		}
+		doc.DIDLog, doc.DIDLogVersion = string(in.DIDLog), log.res.Metadata.VersionNumber
+		if len(in.DIDWitness) > 0 {
+			if !json.Valid(in.DIDWitness) {
+				return nil, errors.New("export: the witness file is not JSON")
+			}
+			doc.DIDWitness = json.RawMessage(in.DIDWitness)
+		}
 	}
 	if in.IncludePassword {
 		doc.Account.PasswordHash = a.PasswordHash
@@ -183,6 +213,12 @@ func (in *Input) validate() error {
 	}
 	if in.DIDKey == nil || len(in.DIDKey.Private) != ed25519.PrivateKeySize {
 		errs = append(errs, errors.New("no Ed25519 DID key"))
+	} else if in.DIDLog != nil {
+		// A did:webvh account: the key is checked against its log
+		// (buildDocument).
+		if !strings.HasPrefix(in.DIDKey.KeyID, in.DIDKey.DID+"#") {
+			errs = append(errs, fmt.Errorf("DID key id %q is not a DID URL of %s", in.DIDKey.KeyID, in.DIDKey.DID))
+		}
 	} else if k, err := did.KeyFromPrivate(in.DIDKey.Private); err != nil {
 		errs = append(errs, fmt.Errorf("DID key: %w", err))
 	} else {

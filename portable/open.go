@@ -17,6 +17,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/did/webvh"
+	"github.com/onecommons/commonsid/identity"
 )
 
 // Errors of Open, one per check, in the order the checks are made. They are
@@ -53,6 +55,20 @@ type Opened struct {
 	DIDKey         *did.Key
 	PairwiseSecret []byte
 	CloudDID       string // the did:web of the cloud that signed the file
+
+	// Log is, for a did:webvh account, the log the file carries, verified
+	// (DIDKey is then the custodial key under its current DID); nil for a
+	// did:key account.
+	Log *webvh.Result
+	// LogWitnessed reports that the carried log met its witness threshold
+	// with the carried witness file.
+	LogWitnessed bool
+	// CloudUnverified is, for a did:webvh account, why the exporting
+	// cloud's signature could not be checked (its did:web document could
+	// not be fetched, or no longer lists the key); "" when it verified.
+	// The file is accepted on the strength of the account signature and
+	// its log.
+	CloudUnverified string
 }
 
 // Open verifies an export file and decrypts its secrets with passphrase. It
@@ -77,7 +93,7 @@ func Open(ctx context.Context, file []byte, passphrase string, opt VerifyOptions
 	if err := f.verify(ctx, r); err != nil {
 		return nil, fmt.Errorf("open export of %s: %w", doc.Account.DID, err)
 	}
-	out, err := decrypt(doc, passphrase)
+	out, err := decrypt(doc, passphrase, f)
 	if err != nil {
 		return nil, fmt.Errorf("open export of %s: %w", doc.Account.DID, err)
 	}
@@ -93,6 +109,14 @@ type parsed struct {
 	rawDIDDoc  json.RawMessage
 	protected  []protectedHeader
 	signatures []string
+
+	// Set by verify: the carried did:webvh log (nil for a did:key
+	// account), the account signature's key, and why the cloud signature
+	// could not be checked ("" when it was).
+	log             *embeddedLog
+	accountKID      string
+	accountPub      crypto.PublicKey
+	cloudUnverified string
 }
 
 type protectedHeader struct {
@@ -215,18 +239,45 @@ func (p *parsed) verify(ctx context.Context, r *did.Resolver) error {
 	}
 	doc := &p.doc
 
-	// The account signature. A v1 account DID is a did:key, resolved
-	// offline: a file cannot make the reader fetch anything for it.
-	if !strings.HasPrefix(doc.Account.DID, "did:key:") {
-		return fmt.Errorf("%w: account.did %q is not a did:key", ErrWrongKey, truncate([]byte(doc.Account.DID)))
+	// The account signature. A did:key account DID is resolved offline; a
+	// did:webvh account's key is read from the log the file carries: a
+	// file cannot make the reader fetch anything for it.
+	var resolved *did.Document
+	if doc.DIDLog != "" {
+		l, err := verifyEmbeddedLog(doc.Account.DID, []byte(doc.DIDLog), doc.DIDWitness)
+		if err != nil {
+			return err
+		}
+		if doc.DIDLogVersion != l.res.Metadata.VersionNumber {
+			return fmt.Errorf("%w: did_log_version %d, the log's last entry is %d", ErrBadLog, doc.DIDLogVersion, l.res.Metadata.VersionNumber)
+		}
+		p.log, resolved = l, l.doc
+	} else {
+		if len(doc.DIDWitness) > 0 || doc.DIDLogVersion != 0 {
+			return fmt.Errorf("%w: did_witness or did_log_version without did_log", ErrMalformed)
+		}
+		if !strings.HasPrefix(doc.Account.DID, "did:key:") {
+			if identity.IsWebVH(doc.Account.DID) {
+				return fmt.Errorf("%w: account.did %q is a did:webvh DID and the file carries no did_log", ErrWrongKey, truncate([]byte(doc.Account.DID)))
+			}
+			return fmt.Errorf("%w: account.did %q is not a did:key", ErrWrongKey, truncate([]byte(doc.Account.DID)))
+		}
+	}
+	// The DID the account signature is made under: the account's did:key,
+	// or the current DID of its log.
+	signerDID := doc.Account.DID
+	if p.log != nil {
+		signerDID = p.log.res.DID
 	}
 	kid := p.protected[0].Kid
-	if d, frag, ok := strings.Cut(kid, "#"); !ok || frag == "" || d != doc.Account.DID {
-		return fmt.Errorf("%w: account signature kid %q is not a key of account.did %q", ErrWrongKey, kid, doc.Account.DID)
+	if d, frag, ok := strings.Cut(kid, "#"); !ok || frag == "" || d != signerDID {
+		return fmt.Errorf("%w: account signature kid %q is not a key of %s", ErrWrongKey, kid, signerDID)
 	}
-	resolved, err := r.Resolve(ctx, doc.Account.DID)
-	if err != nil {
-		return fmt.Errorf("%w: resolve account DID: %v", ErrWrongKey, err)
+	if resolved == nil {
+		var err error
+		if resolved, err = r.Resolve(ctx, doc.Account.DID); err != nil {
+			return fmt.Errorf("%w: resolve account DID: %v", ErrWrongKey, err)
+		}
 	}
 	pub, err := resolved.PublicKey(kid)
 	if err != nil {
@@ -238,6 +289,7 @@ func (p *parsed) verify(ctx context.Context, r *did.Resolver) error {
 	if err := sameDocument(p.rawDIDDoc, resolved); err != nil {
 		return fmt.Errorf("%w: %v", ErrWrongKey, err)
 	}
+	p.accountKID, p.accountPub = kid, pub
 
 	// The cloud signature.
 	wantCloud, err := did.WebDID(doc.Issuer)
@@ -248,12 +300,19 @@ func (p *parsed) verify(ctx context.Context, r *did.Resolver) error {
 	if d, frag, ok := strings.Cut(kid, "#"); !ok || frag == "" || d != doc.CloudDID {
 		return fmt.Errorf("%w: cloud signature kid %q is not a key of %s", ErrCloudSignature, kid, doc.CloudDID)
 	}
+	// A did:webvh account's authority is its log: when the exporting cloud
+	// is gone or has retired the key, the file still stands, and the
+	// reader is told that its cloud signature could not be checked. A
+	// signature that can be checked and fails is refused all the same.
 	cloudDoc, err := r.Resolve(ctx, doc.CloudDID)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCloudSignature, err)
+	if err == nil {
+		pub, err = cloudDoc.PublicKey(kid)
 	}
-	pub, err = cloudDoc.PublicKey(kid)
 	if err != nil {
+		if p.log != nil {
+			p.cloudUnverified = fmt.Sprintf("the signature of %s could not be checked: %v", doc.Issuer, err)
+			return nil
+		}
 		return fmt.Errorf("%w: %v", ErrCloudSignature, err)
 	}
 	if err := verifyOne(obj, 1, pub, p.protected[1].Alg); err != nil {
@@ -294,8 +353,10 @@ func sameDocument(raw json.RawMessage, resolved *did.Document) error {
 	return nil
 }
 
-// decrypt opens both secrets and checks that the key makes account.did.
-func decrypt(doc *Document, passphrase string) (*Opened, error) {
+// decrypt opens both secrets and checks that the key makes account.did
+// (for a did:webvh account: that it is the key of the account signature,
+// the custodial key under the log's current DID).
+func decrypt(doc *Document, passphrase string, p *parsed) (*Opened, error) {
 	seed, err := decryptSecret(doc.Secrets.DIDKey, passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("did_key: %w", err)
@@ -310,7 +371,17 @@ func decrypt(doc *Document, passphrase string) (*Opened, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("%w: DID key seed has %d bytes, want %d", ErrKeyMismatch, len(seed), ed25519.SeedSize)
 	}
-	key, err := did.KeyFromPrivate(ed25519.NewKeyFromSeed(seed))
+	priv := ed25519.NewKeyFromSeed(seed)
+	if p.log != nil {
+		pub, ok := p.accountPub.(ed25519.PublicKey)
+		if !ok || !pub.Equal(priv.Public()) {
+			return nil, fmt.Errorf("%w: the key is not the one of %s", ErrKeyMismatch, p.accountKID)
+		}
+		return &Opened{Document: *doc, DIDKey: &did.Key{DID: p.log.res.DID, KeyID: p.accountKID, Private: priv},
+			PairwiseSecret: secret, CloudDID: doc.CloudDID, Log: p.log.res, LogWitnessed: p.log.witnessed,
+			CloudUnverified: p.cloudUnverified}, nil
+	}
+	key, err := did.KeyFromPrivate(priv)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKeyMismatch, err)
 	}

@@ -87,12 +87,20 @@ func (h *Handler) postImport(w http.ResponseWriter, r *http.Request) error {
 	if in.file == nil {
 		return fail(http.StatusBadRequest, "Choose your export file.")
 	}
-	im, err := h.Portable.Import(r.Context(), in.file, in.passphrase, portable.ImportOptions{Handle: in.handle})
+	im, err := h.Portable.Import(r.Context(), in.file, in.passphrase, portable.ImportOptions{Handle: in.handle, RecoveryPhrase: in.recoveryPhrase})
 	if err != nil {
 		if msg := portable.Explain(err); msg != "" {
 			status := http.StatusBadRequest
-			if errors.Is(err, portable.ErrAlreadyPresent) || errors.Is(err, portable.ErrHandleTaken) {
+			switch {
+			case errors.Is(err, portable.ErrAlreadyPresent), errors.Is(err, portable.ErrHandleTaken),
+				errors.Is(err, portable.ErrExportSuperseded), errors.Is(err, portable.ErrMoveLost), errors.Is(err, portable.ErrMoveRace):
 				status = http.StatusConflict
+			case errors.Is(err, portable.ErrMoveNotWitnessed), errors.Is(err, portable.ErrNoLatestLog):
+				status = http.StatusServiceUnavailable
+			}
+			if errors.Is(err, portable.ErrExportSuperseded) {
+				// The sentence names the versions, the date and the new home.
+				msg = strings.TrimPrefix(err.Error(), portable.ErrExportSuperseded.Error()+": ")
 			}
 			return fail(status, upperFirst(msg)+".")
 		}
@@ -106,15 +114,16 @@ func (h *Handler) postImport(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.Render(w, r, http.StatusOK, "imported", map[string]any{"Account": im.Account, "From": im.From, "Move": im.MoveStatement,
-		"Kept": len(im.ConsentsKept), "Dropped": len(im.ConsentsDropped)})
+		"Log": im.Log, "Kept": len(im.ConsentsKept), "Dropped": len(im.ConsentsDropped)})
 	return nil
 }
 
 // importForm is what the import form carries.
 type importForm struct {
-	file       []byte // nil when no file part came
-	passphrase string
-	handle     string
+	file           []byte // nil when no file part came
+	passphrase     string
+	handle         string
+	recoveryPhrase string
 }
 
 var errImportTooLarge = errors.New("import form too large")
@@ -157,7 +166,7 @@ func readImportForm(r *http.Request) (importForm, error) {
 				return in, errImportTooLarge
 			}
 			in.file = data
-		case "passphrase", "new_handle":
+		case "passphrase", "new_handle", "recovery_phrase":
 			v, err := io.ReadAll(io.LimitReader(part, maxImportField+1))
 			if err != nil {
 				return in, err
@@ -165,10 +174,13 @@ func readImportForm(r *http.Request) (importForm, error) {
 			if len(v) > maxImportField {
 				return in, errImportTooLarge
 			}
-			if part.FormName() == "passphrase" {
+			switch part.FormName() {
+			case "passphrase":
 				in.passphrase = string(v)
-			} else {
+			case "new_handle":
 				in.handle = string(v)
+			default:
+				in.recoveryPhrase = string(v)
 			}
 		}
 		part.Close()

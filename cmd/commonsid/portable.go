@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/federation"
+	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/portable"
@@ -50,8 +54,29 @@ func (s cloudServices) Match(ctx context.Context, c portable.Consent) (string, b
 }
 
 func (cl *cloud) portable() *portable.Service {
+	fed := cl.federation()
 	return &portable.Service{Store: cl.db, Accounts: cl.accounts, Keys: cl.keys, Services: cloudServices{cl},
-		Resolver: cl.cfg.Outbound(cl.log).resolver, Issuer: cl.cfg.Issuer, Now: time.Now}
+		Resolver: cl.cfg.Outbound(cl.log).resolver, Issuer: cl.cfg.Issuer, Now: time.Now,
+		// The import of a did:webvh account moves its DID here, with the
+		// federation: its latest log, the members' witnesses.
+		LatestLog: func(ctx context.Context, scid string) ([]byte, []byte, error) {
+			c, err := fed.LatestDIDLog(ctx, scid)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c.Log, c.Witness, nil
+		},
+		MemberWitnesses: fed.MemberWitnesses,
+		CollectWitness: func(ctx context.Context, log, existing []byte) ([]byte, error) {
+			w, err := fed.CollectWitness(ctx, log, existing)
+			if errors.Is(err, federation.ErrWitnessFork) || errors.Is(err, federation.ErrWitnessStale) {
+				// A witness holds another entry at that version: another
+				// move (or change) of the account won.
+				return nil, fmt.Errorf("%w: %w", portable.ErrMoveLost, err)
+			}
+			return w, err
+		},
+	}
 }
 
 func runExport(ctx context.Context, c *cli, args []string) error {
@@ -100,11 +125,12 @@ func runExport(ctx context.Context, c *cli, args []string) error {
 }
 
 func runImport(ctx context.Context, c *cli, args []string) error {
-	var handle, moveOut string
+	var handle, moveOut, phraseFile string
 	var pwStdin, merge bool
 	cl, fs, err := openForCommand(ctx, c, "import", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&handle, "handle", "", "a new handle, when the exported one is taken here")
 		fs.BoolVar(&pwStdin, "passphrase-stdin", false, "read the export's passphrase from standard input (required)")
+		fs.StringVar(&phraseFile, "recovery-phrase-file", "", "for a did:webvh account with a recovery kit: the file holding its recovery phrase (\"-\": the line of standard input after the passphrase; default: $COMMONSID_RECOVERY_PHRASE)")
 		fs.StringVar(&moveOut, "move-statement", "", "where to write the move statement for the old cloud (default FILE.move)")
 		fs.BoolVar(&merge, "merge", false, "update an account already homed here from a newer export of it")
 	})
@@ -113,7 +139,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	}
 	defer cl.Close()
 	if fs.NArg() != 1 || !pwStdin {
-		return usagef("usage: commonsid import FILE --passphrase-stdin [--handle NEW] [--merge]")
+		return usagef("usage: commonsid import FILE --passphrase-stdin [--recovery-phrase-file F] [--handle NEW] [--merge]")
 	}
 	// The account is homed here and the move statement names this cloud
 	// as the new home: that name must be the one people reach.
@@ -130,13 +156,37 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	pass, err := readPassword(c.stdin)
+	// With --recovery-phrase-file -, standard input holds the passphrase
+	// line, then the phrase.
+	stdin := bufio.NewReaderSize(io.LimitReader(c.stdin, identity.PasswordMax+identity.MaxRecoveryPhrase+4), 4096)
+	pass, err := readPassword(strings.NewReader(readLine(stdin)))
 	if err != nil {
 		return err
 	}
-	im, err := cl.portable().Import(ctx, file, pass, portable.ImportOptions{Handle: handle, Merge: merge})
+	phrase, err := readRecoveryPhrase(c, stdin, phraseFile)
+	if err != nil {
+		return err
+	}
+	im, err := cl.portable().Import(ctx, file, pass, portable.ImportOptions{Handle: handle, Merge: merge, RecoveryPhrase: phrase})
 	if err != nil {
 		return importError(err)
+	}
+	if m := im.Log; m != nil {
+		// A did:webvh account: its log now names this cloud, witnessed;
+		// the former home learns it from the federation.
+		how := "the custodial key of the export"
+		if m.ByRecoveryKit {
+			how = "the recovery kit"
+		}
+		fmt.Fprintf(c.stdout, "imported %s: moved from %s to this cloud (DID log version %d, signed with %s, witnessed by %d of the commons)\n",
+			im.Account.Handle, m.FromHome, m.Version, how, len(m.Witnesses))
+		if m.CloudUnverified != "" {
+			fmt.Fprintf(c.stdout, "note: %s; the file was accepted on the account's own signature and DID log\n", m.CloudUnverified)
+		}
+		fmt.Fprintf(c.stdout, "%d consents kept, %d for services not registered here\n", len(im.ConsentsKept), len(im.ConsentsDropped))
+		fmt.Fprintln(c.stdout, m.DID)
+		fmt.Fprintln(c.stdout, im.Account.DID)
+		return nil
 	}
 	if moveOut == "" {
 		moveOut = path + ".move"
@@ -151,6 +201,50 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
+// readLine reads one line (with its newline) from r.
+func readLine(r *bufio.Reader) string {
+	line, _ := r.ReadString('\n')
+	return line
+}
+
+// readRecoveryPhrase reads the recovery phrase of an import: from the file
+// named, from the next line of standard input ("-"), or from
+// COMMONSID_RECOVERY_PHRASE; "" when none is given.
+func readRecoveryPhrase(c *cli, stdin *bufio.Reader, file string) (string, error) {
+	var raw []byte
+	switch file {
+	case "":
+		if c.env != nil {
+			return c.env("COMMONSID_RECOVERY_PHRASE"), nil
+		}
+		return "", nil
+	case "-":
+		line, err := stdin.ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read the recovery phrase from standard input: %w", err)
+		}
+		raw = []byte(line)
+	default:
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("open %s: %w", file, cause(err))
+		}
+		raw, err = io.ReadAll(io.LimitReader(f, identity.MaxRecoveryPhrase+1))
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", file, err)
+		}
+	}
+	if len(raw) > identity.MaxRecoveryPhrase {
+		return "", fmt.Errorf("%w: it is too long", identity.ErrRecoveryPhrase)
+	}
+	phrase := strings.TrimSpace(string(raw))
+	if phrase == "" {
+		return "", errors.New("no recovery phrase in " + file)
+	}
+	return phrase, nil
+}
+
 // importError turns the checks' errors into one clear sentence each.
 func importError(err error) error {
 	if msg := portable.Explain(err); msg != "" {
@@ -161,7 +255,9 @@ func importError(err error) error {
 
 // userMoved records, from a move statement, that an account now lives on
 // another cloud: its tokens and sessions here are revoked and a login shows
-// where it went.
+// where it went. It is for did:key accounts, and for a cloud cut off from
+// the federation: a did:webvh account's move is in its DID log, which every
+// peer learns (the former home then does the same by itself).
 func userMoved(ctx context.Context, c *cli, args []string) error {
 	var statement string
 	cl, fs, err := openForCommand(ctx, c, "user moved", args, func(fs *flag.FlagSet) {
