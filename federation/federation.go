@@ -126,6 +126,8 @@ type Store interface {
 	KeyTrustStore      // keytrust.go
 	SubjectStore       // subjects.go
 	WitnessStore       // witness.go
+	// The did:webvh logs of accounts (didlogs.go).
+	identity.DIDLogStore
 }
 
 // Federation is this cloud's side of the commons.
@@ -157,6 +159,10 @@ type Federation struct {
 	// did.Resolver would let an event naming a did:web on a loopback host
 	// reach that host.
 	Resolver *did.Resolver
+	// OnMovedAway is called, inside the transaction that stores it, when a
+	// peer's did:webvh log moves an account homed here to newHome
+	// (didlogs.go); nil: the account is left as it is.
+	OnMovedAway func(ctx context.Context, accountDID, newHome string) error
 
 	streams      streamState
 	wake         wakeup

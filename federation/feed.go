@@ -208,6 +208,16 @@ func (f *Federation) build(ctx context.Context, ps *pageState, epoch string, e *
 		}
 	case "service.deleted":
 		p.Shared, data = true, e.Payload
+	case DIDLogEvent:
+		// Every peer gets the log, whatever the sharing setting: it holds
+		// keys and the home, no profile data (didlogs.go).
+		d, err := f.didLogData(ctx, e.AccountDID)
+		if err != nil {
+			return Item{}, err
+		}
+		if d != nil {
+			p.Shared, data = true, d
+		}
 	default:
 		var st *privacy.Settings
 		acct, st, err = ps.account(ctx, f, e.AccountDID)

@@ -530,8 +530,10 @@ func (f *Federation) verify(ctx context.Context, p *Peer, it Item) (*Payload, er
 	return &pl, nil
 }
 
-// applyPayload changes the replica. Only the account's home may change it,
-// except that a new home proves itself with the account's own signature.
+// applyPayload changes the replica. Only the account's home may change it:
+// for an account with a did:webvh log the home the log names; for a
+// did:key account the home held, except that a new home proves itself with
+// the account's own signature.
 func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, personSigned bool) error {
 	switch pl.Type {
 	case "token.revoked":
@@ -566,6 +568,8 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 			return err
 		}
 		return f.Store.PutRemoteService(ctx, p.Issuer, id, data, time.UnixMicro(pl.At).UTC())
+	case DIDLogEvent:
+		return f.applyDIDLog(ctx, p, pl)
 	}
 	if !strings.HasPrefix(pl.Account, "did:") {
 		return fmt.Errorf("%w: %s without an account DID", ErrRejected, pl.Type)
@@ -583,6 +587,24 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		return nil
 	}
 	fromHome := cur == nil || cur.HomeIssuer == p.Issuer
+	// An account with a did:webvh log has the home its log names: only
+	// that cloud's account events are taken, so a former home's stale
+	// events change nothing (didlogs.go).
+	home, byLog, err := f.logHome(ctx, pl.Account)
+	if err != nil {
+		return err
+	}
+	if byLog {
+		if home != p.Issuer {
+			f.log().Info("ignored an account event from a cloud that is not the home the account's DID log names",
+				"peer", p.Issuer, "seq", pl.Seq, "type", pl.Type, "did", pl.Account, "home", home)
+			return nil
+		}
+		fromHome = true
+		if pl.Type == "account.moved" {
+			return nil // the log says where the home is
+		}
+	}
 	switch pl.Type {
 	case "account.created", "account.updated":
 		if !pl.Shared {
@@ -600,7 +622,8 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 		}
 		if !fromHome {
 			// A new home takes over with the person's signature, on an
-			// account at least as recent as what is held.
+			// account at least as recent as what is held (an account
+			// without a DID log: one with a log follows the log).
 			if !personSigned || ad.UpdatedAt < cur.UpdatedAt.UnixMicro() {
 				f.log().Warn("ignored a peer event about an account homed elsewhere", "peer", p.Issuer, "seq", pl.Seq, "did", pl.Account, "home", cur.HomeIssuer)
 				return nil

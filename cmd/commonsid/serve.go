@@ -91,6 +91,15 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		log.Info("replicas keep their subs and no longer hold a pairwise secret", "replicas", n)
 	}
 	fed.StartSession, fed.ErrorPage = pages.StartSession, pages.ErrorPage
+	fed.OnMovedAway = cl.movedAway
+	pages.MemberWitnesses, pages.CollectWitness = fed.MemberWitnesses, fed.CollectWitness
+	pages.LatestDIDLog = func(ctx context.Context, scid string) ([]byte, []byte, error) {
+		c, err := fed.LatestDIDLog(ctx, scid)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c.Log, c.Witness, nil
+	}
 	pages.HomeClouds = func(ctx context.Context) ([]web.HomeCloud, error) {
 		peers, err := cl.db.ListPeers(ctx)
 		if err != nil {
@@ -132,6 +141,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 			"federation_keys_endpoint":     cfg.Issuer + federation.KeysPath,
 			"federation_subjects_endpoint": cfg.Issuer + federation.SubjectsPath,
 			"federation_witness":           fed.WitnessService(),
+			"federation_dids_endpoint":     cfg.Issuer + federation.DIDsPath,
 		},
 	})
 	if err != nil {
@@ -215,6 +225,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		provider.RunBackchannel(bg, envDuration(c.env, "COMMONSID_BACKCHANNEL_RETRY", oidc.DefaultBackchannelRetry))
 	})
 	workers.Go(func() { fed.Run(bg) })
+	// The witnesses of the did:webvh logs homed here (didwitness.go).
+	workers.Go(func() {
+		runDIDWitness(bg, cl, fed, envDuration(c.env, "COMMONSID_DID_WITNESS_INTERVAL", DefaultDIDWitnessInterval))
+	})
 	workers.Go(func() { markFeed(bg, cl) })
 	select {
 	case err := <-errc:
