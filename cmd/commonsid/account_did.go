@@ -14,16 +14,21 @@ import (
 )
 
 // The DID method of new accounts, COMMONSID_ACCOUNT_DID / --account-did:
-// key (default) gives each new account the did:key of its custodial key;
-// webvh gives it a did:webvh DID whose log the cloud serves (see
-// identity/webvh.go). Existing accounts keep their DID either way.
+// auto (the default) is webvh when the cloud knows its issuer and the
+// issuer's host is a DNS name (did:webvh forbids IP addresses), key
+// otherwise; webvh gives each new account a did:webvh DID whose log the
+// cloud serves, witnessed by its peers (identity/webvh.go), and refuses an
+// issuer that cannot host one; key gives it the did:key of its custodial
+// key, which can never rotate. Existing accounts keep their DID either way.
 
 // validateAccountDID checks COMMONSID_ACCOUNT_DID against the issuer.
 func validateAccountDID(method, issuer string) error {
 	switch method {
-	case "", identity.DIDMethodKey, identity.DIDMethodWebVH:
+	case "", accountDIDAuto:
+		return nil
+	case identity.DIDMethodKey, identity.DIDMethodWebVH:
 	default:
-		return fmt.Errorf("COMMONSID_ACCOUNT_DID %q: use key or webvh", method)
+		return fmt.Errorf("COMMONSID_ACCOUNT_DID %q: use auto, webvh or key", method)
 	}
 	if err := identity.CheckDIDMethod(method, issuer); err != nil {
 		return fmt.Errorf("COMMONSID_ACCOUNT_DID=webvh: %w (give an issuer such as https://id.example.org, or http://localhost:PORT for development)", err)
@@ -39,11 +44,20 @@ func (cl *cloud) useAccountDID() error {
 	// Every cloud keeps DID logs: its peers' accounts', and those of
 	// did:key accounts upgraded here, whatever the method of new accounts.
 	cl.accounts.DIDLogs = cl.db
-	if cl.cfg.AccountDID == identity.DIDMethodWebVH {
+	switch cl.cfg.AccountDID {
+	case identity.DIDMethodWebVH:
 		cl.accounts.DIDMethod = identity.DIDMethodWebVH
+	case "", accountDIDAuto:
+		if cl.issuerKnown && identity.CheckDIDMethod(identity.DIDMethodWebVH, cl.cfg.Issuer) == nil {
+			cl.accounts.DIDMethod = identity.DIDMethodWebVH
+		}
 	}
 	return nil
 }
+
+// accountDIDAuto is the default DID method setting: webvh where the issuer
+// allows it.
+const accountDIDAuto = "auto"
 
 // webvhNeedsIssuer refuses to create a did:webvh account before the cloud
 // knows its issuer: the DID names the issuer's host for good, while an

@@ -259,7 +259,7 @@ func testAccountDIDWebVH(t *testing.T, homeEnv, peerEnv env) {
 // on an IP address are refused at start, naming the variable.
 func TestAccountDIDConfig(t *testing.T) {
 	for _, tc := range []struct{ method, issuer, want string }{
-		{"plc", "http://localhost:8080", `COMMONSID_ACCOUNT_DID "plc": use key or webvh`},
+		{"plc", "http://localhost:8080", `COMMONSID_ACCOUNT_DID "plc": use auto, webvh or key`},
 		{"webvh", "http://127.0.0.1:8080", "COMMONSID_ACCOUNT_DID=webvh"},
 		{"webvh", "https://192.0.2.1", "IP address"},
 	} {

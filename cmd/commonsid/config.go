@@ -322,7 +322,7 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	c.OutboundLoopback = envOr(env, "COMMONSID_OUTBOUND_LOOPBACK", "auto")
 	c.OutboundAllow = env("COMMONSID_OUTBOUND_ALLOW")
 	c.Resources = env("COMMONSID_RESOURCES")
-	c.stringVar(fs, env, &c.AccountDID, "account-did", "COMMONSID_ACCOUNT_DID", "key", "DID method of new accounts: key (did:key) or webvh (did:webvh, served by this cloud; needs an issuer on a DNS name)")
+	c.stringVar(fs, env, &c.AccountDID, "account-did", "COMMONSID_ACCOUNT_DID", "auto", "DID method of new accounts: auto (webvh when the issuer is known and its host is a DNS name, else key), webvh (did:webvh, served by this cloud and witnessed by its peers; needs an issuer on a DNS name) or key (did:key, never rotates)")
 }
 
 // serveFlags registers the flags of `serve`.
