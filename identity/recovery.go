@@ -2,11 +2,12 @@ package identity
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/cosmos/go-bip39"
 
 	"github.com/onecommons/commonsid/did/webvh"
+	"github.com/onecommons/commonsid/store"
 )
 
 // Recovery kits: a key the person holds.
@@ -44,9 +46,11 @@ import (
 //     info = RecoveryKeyInfo, 32 bytes); the key is the Ed25519 key of
 //     that seed, and its public form is a did:key multikey ("z6Mk…"), as
 //     did:webvh updateKeys hold them.
-//   - For now the key can only be checked (CheckRecoveryPhrase): the
-//     cloud signs every entry with its custodial key. Moves, key changes
-//     that only the recovery key may sign, and witnesses come later.
+//   - The key is the person's key of rule 2 (didauthority.go): only it
+//     may move the DID (recovery at another cloud, web/recover.go) or
+//     change the person keys (a kit rotation, which replaces the kit's
+//     key by a new kit's). CheckRecoveryPhrase only checks it.
+//   - The account's pairwise secret is escrowed under the kit (below).
 //
 // Accounts with a did:key DID get no recovery kit.
 
@@ -70,7 +74,12 @@ type RecoveryKit struct {
 	// Public is the recovery key; Multikey its did:key multikey.
 	Public   ed25519.PublicKey
 	Multikey string
+	seed     []byte
 }
+
+// Seed returns the kit's BIP-39 seed (RecoverySeed of its phrase), to seal
+// an escrow under it.
+func (k *RecoveryKit) Seed() []byte { return k.seed }
 
 // Phrase returns the words joined by single spaces.
 func (k *RecoveryKit) Phrase() string { return strings.Join(k.Words, " ") }
@@ -85,12 +94,13 @@ func NewRecoveryKit() (*RecoveryKit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recovery phrase: %w", err)
 	}
-	priv, err := RecoveryKeyFromPhrase(phrase)
+	seed := bip39.NewSeed(phrase, "")
+	priv, err := RecoveryKeyFromSeed(seed)
 	if err != nil {
 		return nil, err
 	}
 	pub := priv.Public().(ed25519.PublicKey)
-	return &RecoveryKit{Words: strings.Fields(phrase), Public: pub, Multikey: webvh.Multikey(pub)}, nil
+	return &RecoveryKit{Words: strings.Fields(phrase), Public: pub, Multikey: webvh.Multikey(pub), seed: seed}, nil
 }
 
 // NormalizeRecoveryPhrase lowers the letters of s, separates its words by
@@ -123,7 +133,21 @@ func RecoveryKeyFromPhrase(s string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	seed := bip39.NewSeed(phrase, "")
+	return RecoveryKeyFromSeed(bip39.NewSeed(phrase, ""))
+}
+
+// RecoverySeed returns the BIP-39 seed of a phrase (normalised and checked
+// first): the secret both the recovery key and the escrow key come from.
+func RecoverySeed(s string) ([]byte, error) {
+	phrase, err := NormalizeRecoveryPhrase(s)
+	if err != nil {
+		return nil, err
+	}
+	return bip39.NewSeed(phrase, ""), nil
+}
+
+// RecoveryKeyFromSeed derives the recovery key of a BIP-39 seed.
+func RecoveryKeyFromSeed(seed []byte) (ed25519.PrivateKey, error) {
 	k, err := hkdf.Key(sha256.New, seed, nil, RecoveryKeyInfo, ed25519.SeedSize)
 	if err != nil {
 		return nil, fmt.Errorf("recovery key: %w", err)
@@ -144,7 +168,7 @@ func (s *Service) CreateWithRecoveryKit(ctx context.Context, p CreateParams) (*A
 	if err != nil {
 		return nil, nil, err
 	}
-	p.RecoveryKey = kit.Public
+	p.RecoveryKey, p.RecoverySeed = kit.Public, kit.Seed()
 	a, err := s.Create(ctx, p)
 	if err != nil {
 		return nil, nil, err
@@ -152,41 +176,32 @@ func (s *Service) CreateWithRecoveryKit(ctx context.Context, p CreateParams) (*A
 	return a, kit, nil
 }
 
-// RecoveryKeys returns the update keys of the account's did:webvh log
-// other than its custodial key (the key of the document's verification
-// methods): the recovery keys the person holds. An account without a log
-// (did:key) has none.
-func (s *Service) RecoveryKeys(ctx context.Context, didID string) ([]string, error) {
-	if !IsWebVH(didID) || s.DIDLogs == nil {
+// RecoveryKeys returns the person keys of the account's did:webvh log
+// (identity.PersonKeys: the update keys after the custodial one), the
+// recovery keys the person holds. An account without a log (did:key) has
+// none.
+func (s *Service) RecoveryKeys(ctx context.Context, accountDID string) ([]string, error) {
+	if s.DIDLogs == nil {
 		return nil, nil
 	}
-	l, err := s.DIDLogs.GetDIDLog(ctx, didID)
+	l, err := s.DIDLogs.GetDIDLog(ctx, accountDID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	res, err := webvh.Verify(l.Log, webvh.Options{DID: didID, Now: s.Now})
+	// Witness proofs aside: the keys in effect are those of the log as
+	// held here, whose last entry may still await its proofs.
+	lg, err := webvh.Open(l.Log, webvh.Options{Now: s.Now})
 	if err != nil {
 		return nil, fmt.Errorf("account DID log: %w", err)
 	}
-	var doc struct {
-		VerificationMethod []struct {
-			PublicKeyMultibase string `json:"publicKeyMultibase"`
-		} `json:"verificationMethod"`
+	res := lg.Result()
+	if res.Metadata.SCID != l.SCID {
+		return nil, fmt.Errorf("account DID log: SCID %s, not %s", res.Metadata.SCID, l.SCID)
 	}
-	if err := json.Unmarshal(res.Document, &doc); err != nil {
-		return nil, fmt.Errorf("account DID document: %w", err)
-	}
-	custodial := map[string]bool{}
-	for _, vm := range doc.VerificationMethod {
-		custodial[vm.PublicKeyMultibase] = true
-	}
-	var out []string
-	for _, k := range res.Metadata.UpdateKeys {
-		if !custodial[k] {
-			out = append(out, k)
-		}
-	}
-	return out, nil
+	return PersonKeys(res), nil
 }
 
 // CheckRecoveryPhrase reports whether phrase derives one of the account's
@@ -207,4 +222,116 @@ func (s *Service) CheckRecoveryPhrase(ctx context.Context, didID, phrase string)
 		}
 	}
 	return false, nil
+}
+
+// Escrow: the pairwise secret sealed under the recovery kit.
+//
+// A did:webvh account's pairwise secret (every pairwise sub it has at a
+// service comes from it) exists on its home only. So that the person can
+// get the same subs back on another cloud when the home is gone, the home
+// keeps beside the log (DIDLog.Escrow, which travels in did.log events to
+// every peer) the secret sealed under a key only the kit gives:
+//
+//	key   = HKDF-SHA256(secret = BIP-39 seed of the phrase, salt = empty,
+//	        info = EscrowInfo, 32 bytes)
+//	blob  = 0x01 (version) || nonce (12 random bytes) ||
+//	        AES-256-GCM(key, nonce, plaintext = pairwise secret,
+//	                    additional data = the log's SCID)
+//
+// The SCID as additional data binds a blob to its account: an escrow copied
+// into another account's log does not open. The blob is 61 bytes; OpenEscrow
+// refuses anything else than version 1 of exactly that size, and any
+// tampering (ErrEscrow). A new escrow is sealed at every kit rotation: the
+// old phrase no longer opens the current one.
+
+// EscrowInfo is the HKDF info string of the escrow key.
+const EscrowInfo = "commonsid/recovery-escrow/v1"
+
+// escrowVersion is the first byte of an escrow.
+const escrowVersion = 1
+
+// EscrowSize is the size of an escrow of a pairwise secret.
+const EscrowSize = 1 + 12 + PairwiseSecretSize + 16
+
+// ErrEscrow reports an escrow that does not open with the given phrase
+// and SCID, or that is not an escrow.
+var ErrEscrow = errors.New("the escrowed pairwise secret does not open with this recovery phrase")
+
+func escrowAEAD(seed []byte) (cipher.AEAD, error) {
+	if len(seed) < 32 {
+		return nil, errors.New("escrow: the recovery seed is too short")
+	}
+	k, err := hkdf.Key(sha256.New, seed, nil, EscrowInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("escrow key: %w", err)
+	}
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// SealEscrow seals a pairwise secret under the recovery seed (RecoverySeed,
+// RecoveryKit.Seed), bound to the SCID of the account's log.
+func SealEscrow(seed []byte, scid string, secret []byte) ([]byte, error) {
+	if len(secret) != PairwiseSecretSize {
+		return nil, fmt.Errorf("escrow: a pairwise secret has %d bytes, not %d", PairwiseSecretSize, len(secret))
+	}
+	if scid == "" {
+		return nil, errors.New("escrow: no SCID")
+	}
+	aead, err := escrowAEAD(seed)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+aead.NonceSize(), EscrowSize)
+	out[0] = escrowVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, fmt.Errorf("escrow nonce: %w", err)
+	}
+	return aead.Seal(out, out[1:], secret, []byte(scid)), nil
+}
+
+// OpenEscrow opens an escrow sealed by SealEscrow with the same seed and
+// SCID; anything else is ErrEscrow.
+func OpenEscrow(seed []byte, scid string, blob []byte) ([]byte, error) {
+	if len(blob) != EscrowSize || blob[0] != escrowVersion {
+		return nil, fmt.Errorf("%w: it is not a version %d escrow of %d bytes", ErrEscrow, escrowVersion, EscrowSize)
+	}
+	aead, err := escrowAEAD(seed)
+	if err != nil {
+		return nil, err
+	}
+	n := 1 + aead.NonceSize()
+	secret, err := aead.Open(nil, blob[1:n], blob[n:], []byte(scid))
+	if err != nil {
+		return nil, ErrEscrow
+	}
+	return secret, nil
+}
+
+// RecoveryCustodialInfo is the HKDF info prefix of the custodial key a
+// recovery at another cloud gives the account (RecoveryCustodialKey).
+const RecoveryCustodialInfo = "commonsid/recovery-custodial/v1"
+
+// RecoveryCustodialKey derives the custodial key with which a recovery by
+// the kit of seed moves the log of scid, after its entry prevVersionID, to
+// issuer: HKDF-SHA256(secret = seed, salt = scid, info =
+// RecoveryCustodialInfo "|" prevVersionID "|" issuer). Being derived, a
+// retried recovery signs the very same move entry (with the same
+// versionTime), so that witnesses which signed an attempt that fell short
+// of the threshold see the same entry again, not a fork. The kit's holder
+// can derive it too, which gives them nothing the kit does not: the kit
+// key may make every change the custodial key may. The new home may
+// replace it (user rotate-key).
+func RecoveryCustodialKey(seed []byte, scid, prevVersionID, issuer string) (ed25519.PrivateKey, error) {
+	if len(seed) < 32 || scid == "" || prevVersionID == "" || issuer == "" {
+		return nil, errors.New("recovery custodial key: seed, SCID, version and issuer are required")
+	}
+	k, err := hkdf.Key(sha256.New, seed, []byte(scid), RecoveryCustodialInfo+"|"+prevVersionID+"|"+issuer, ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("recovery custodial key: %w", err)
+	}
+	return ed25519.NewKeyFromSeed(k), nil
 }

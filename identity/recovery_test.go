@@ -1,6 +1,7 @@
 package identity_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/testdb"
+	"github.com/onecommons/commonsid/keys"
 )
 
 // TestRecoveryKeyVectors pins the derivation phrase → BIP-39 seed (empty
@@ -99,5 +102,166 @@ func TestNewRecoveryKit(t *testing.T) {
 	}
 	if !priv.Public().(ed25519.PublicKey).Equal(a.Public) || a.Multikey != webvh.Multikey(a.Public) {
 		t.Fatal("the kit's key is not the phrase's")
+	}
+}
+
+// TestEscrowVector pins the escrow format and key derivation: a blob made
+// once from the "abandon … art" phrase opens to its secret. Changing the
+// HKDF info, the cipher, the layout or the additional data would make
+// every escrow handed out unreadable, and fails here.
+func TestEscrowVector(t *testing.T) {
+	const (
+		phrase = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon art"
+		scid   = "QmPdFvKPN4HXBE6qcEMEhmXbTNyhrx5hzemh1J7ADYv5Gm"
+		blob   = "01a0a1a2a3a4a5a6a7a8a9aaab62023b1079c9e05d73dbfc91ced4cd3f1c0304b777f8c6ef8914c50995663a13e5aeaaef1f4f1ef3683f22908d92bd5a"
+	)
+	want := make([]byte, identity.PairwiseSecretSize)
+	for i := range want {
+		want[i] = byte(i)
+	}
+	seed, err := identity.RecoverySeed(strings.ToUpper(phrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(seed) != "408b285c123836004f4b8842c89324c1f01382450c0d439af345ba7fc49acf705489c6fc77dbd4e3dc1dd8cc6bc9f043db8ada1e243c4a0eafb290d399480840" {
+		t.Fatalf("RecoverySeed %x", seed)
+	}
+	b, _ := hex.DecodeString(blob)
+	got, err := identity.OpenEscrow(seed, scid, b)
+	if err != nil || hex.EncodeToString(got) != hex.EncodeToString(want) {
+		t.Fatalf("OpenEscrow = %x, %v", got, err)
+	}
+	// Sealing is randomised (a fresh nonce) and round-trips.
+	s1, err := identity.SealEscrow(seed, scid, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := identity.SealEscrow(seed, scid, want)
+	if len(s1) != identity.EscrowSize || s1[0] != 1 || hex.EncodeToString(s1) == hex.EncodeToString(s2) {
+		t.Fatalf("escrows %x and %x", s1, s2)
+	}
+	if got, err := identity.OpenEscrow(seed, scid, s1); err != nil || hex.EncodeToString(got) != hex.EncodeToString(want) {
+		t.Fatalf("round trip: %x, %v", got, err)
+	}
+}
+
+// TestEscrowRefused: a flipped bit anywhere, another SCID, another phrase,
+// another version, a truncated or lengthened blob, all are ErrEscrow; a
+// secret of the wrong size is not sealed.
+func TestEscrowRefused(t *testing.T) {
+	kit, err := identity.NewRecoveryKit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := identity.NewRecoveryKit()
+	seed, _ := identity.RecoverySeed(kit.Phrase())
+	if hex.EncodeToString(seed) != hex.EncodeToString(kit.Seed()) {
+		t.Fatal("the kit's seed is not its phrase's")
+	}
+	secret := make([]byte, identity.PairwiseSecretSize)
+	secret[0] = 7
+	const scid = "QmSCIDofAlice"
+	blob, err := identity.SealEscrow(kit.Seed(), scid, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range blob {
+		for _, bit := range []byte{1, 0x80} {
+			bad := append([]byte(nil), blob...)
+			bad[i] ^= bit
+			if _, err := identity.OpenEscrow(kit.Seed(), scid, bad); !errors.Is(err, identity.ErrEscrow) {
+				t.Fatalf("byte %d flipped: %v", i, err)
+			}
+		}
+	}
+	for name, c := range map[string]struct {
+		seed []byte
+		scid string
+		blob []byte
+	}{
+		"other SCID":   {kit.Seed(), "QmSCIDofBob", blob},
+		"other phrase": {other.Seed(), scid, blob},
+		"truncated":    {kit.Seed(), scid, blob[:len(blob)-1]},
+		"lengthened":   {kit.Seed(), scid, append(append([]byte(nil), blob...), 0)},
+		"empty":        {kit.Seed(), scid, nil},
+		"huge":         {kit.Seed(), scid, make([]byte, 1<<20)},
+	} {
+		if _, err := identity.OpenEscrow(c.seed, c.scid, c.blob); !errors.Is(err, identity.ErrEscrow) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := identity.SealEscrow(kit.Seed(), scid, secret[:16]); err == nil {
+		t.Fatal("a 16-byte secret was sealed")
+	}
+	if _, err := identity.SealEscrow(kit.Seed(), "", secret); err == nil {
+		t.Fatal("an escrow without SCID was sealed")
+	}
+}
+
+// TestSignUpEscrow: an account made with a recovery kit has its pairwise
+// secret escrowed in its log's row, opening with the kit's phrase and the
+// log's SCID; one made without a kit has no escrow.
+func TestSignUpEscrow(t *testing.T) {
+	db, _ := testdb.SQLite(t)
+	kek, _ := keys.NewKEK(make([]byte, 32))
+	s := identity.NewService(db, kek, "https://cloud.example")
+	s.DIDMethod, s.DIDLogs = identity.DIDMethodWebVH, db
+	ctx := context.Background()
+	a, kit, err := s.CreateWithRecoveryKit(ctx, identity.CreateParams{Handle: "alice", Password: "correct horse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := db.GetDIDLog(ctx, a.DID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := s.PairwiseSecret(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := identity.RecoverySeed(kit.Phrase())
+	got, err := identity.OpenEscrow(seed, l.SCID, l.Escrow)
+	if err != nil || hex.EncodeToString(got) != hex.EncodeToString(secret) {
+		t.Fatalf("the escrow opens to %x, %v; the secret is %x", got, err, secret)
+	}
+	b, err := s.Create(ctx, identity.CreateParams{Handle: "bob", Password: "correct horse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb, err := db.GetDIDLog(ctx, b.DID); err != nil || len(lb.Escrow) != 0 {
+		t.Fatalf("an account without a kit: escrow %x, %v", lb.Escrow, err)
+	}
+}
+
+// TestRecoveryCustodialKey: the key a recovery moves the log with is the
+// same for the same kit, SCID, last entry and issuer (a retry signs the
+// same entry), and another for any other.
+func TestRecoveryCustodialKey(t *testing.T) {
+	kit, _ := identity.NewRecoveryKit()
+	other, _ := identity.NewRecoveryKit()
+	k := func(seed []byte, scid, v, iss string) string {
+		t.Helper()
+		priv, err := identity.RecoveryCustodialKey(seed, scid, v, iss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hex.EncodeToString(priv.Seed())
+	}
+	base := k(kit.Seed(), "QmA", "3-Qm1", "https://b.example")
+	if k(kit.Seed(), "QmA", "3-Qm1", "https://b.example") != base {
+		t.Fatal("the derivation is not deterministic")
+	}
+	for name, got := range map[string]string{
+		"other kit":     k(other.Seed(), "QmA", "3-Qm1", "https://b.example"),
+		"other SCID":    k(kit.Seed(), "QmB", "3-Qm1", "https://b.example"),
+		"other version": k(kit.Seed(), "QmA", "4-Qm2", "https://b.example"),
+		"other issuer":  k(kit.Seed(), "QmA", "3-Qm1", "https://c.example"),
+	} {
+		if got == base {
+			t.Fatalf("%s: the same key", name)
+		}
+	}
+	if _, err := identity.RecoveryCustodialKey(kit.Seed(), "", "3-Qm1", "https://b.example"); err == nil {
+		t.Fatal("a key without SCID")
 	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -70,7 +72,15 @@ func servedUpdateKeys(t *testing.T, base, didID string) (updateKeys []string, cu
 	if resp.StatusCode != 200 {
 		t.Fatalf("did.jsonl: %d", resp.StatusCode)
 	}
-	res, err := webvh.Verify(raw, webvh.Options{DID: didID})
+	// The witness file, when the home serves one (a log with witnesses).
+	var witness []byte
+	if resp, err := http.Get(base + "/accounts/" + parsed.Path[len(parsed.Path)-1] + "/did-witness.json"); err == nil {
+		if resp.StatusCode == 200 {
+			witness, _ = io.ReadAll(resp.Body)
+		}
+		resp.Body.Close()
+	}
+	res, err := webvh.Verify(raw, webvh.Options{DID: didID, Witness: func() ([]byte, error) { return witness, nil }})
 	if err != nil {
 		t.Fatalf("the served log does not verify: %v", err)
 	}
@@ -237,5 +247,192 @@ func testRecoveryKit(t *testing.T, e env, withDIDKeyCloud bool) {
 	bk.signIn(k.base, "erin", pw)
 	if p := bk.get(k.base + "/account/recovery"); p.status != 200 || !strings.Contains(p.body, "Your account has no recovery key") {
 		t.Fatalf("did:key recovery page: %d\n%s", p.status, p.body)
+	}
+}
+
+// startLocalhostCloud starts a cloud on a localhost issuer (as
+// startWebVHCloud) whose new accounts get the DID method method.
+func startLocalhostCloud(t *testing.T, e env, method string) *cloudProc {
+	t.Helper()
+	c, _ := startWebVHCloud(t, e)
+	if method != identity.DIDMethodWebVH {
+		c.stop()
+		c.env["COMMONSID_ACCOUNT_DID"] = method
+		c.start()
+	}
+	return c
+}
+
+// TestRotateKeyAndUpgradeDID: `user rotate-key` replaces the custodial key
+// of a did:webvh account (the served log's updateKeys[0] and document
+// change, the kit key stays, the old key can no longer sign an entry, the
+// key sealed in the account row is the new one, sign-in still works).
+// `user upgrade-did` gives a did:key account a did:webvh DID whose
+// document lists the did:key in alsoKnownAs, prints its recovery phrase
+// once, keeps the account's key and its pairwise sub at a service; `user
+// show` finds it by the new DID and lists both. The dashboard upgrades
+// another account and shows its kit; the kit's phrase then checks.
+func TestRotateKeyAndUpgradeDID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped with -short: runs two clouds")
+	}
+	ctx := context.Background()
+	const pw = "correct horse battery"
+
+	// Custodial rotation.
+	w := startLocalhostCloud(t, sqliteEnv(t), identity.DIDMethodWebVH)
+	out := w.env.must(t, pw+"\n", "user", "create", "--username", "bob", "--password-stdin")
+	bob := lastLine(out)
+	keys, oldCustodial := servedUpdateKeys(t, w.base, bob)
+	if len(keys) != 2 || keys[0] != oldCustodial {
+		t.Fatalf("bob's update keys %v", keys)
+	}
+	clW := openTestCloud(t, w.live())
+	acct, err := clW.db.GetAccount(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey, err := clW.accounts.SigningKey(ctx, acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = w.env.must(t, "", "user", "rotate-key", "bob")
+	if !strings.Contains(out, "rotated the custodial key of bob: DID log version 2") {
+		t.Fatalf("rotate-key printed:\n%s", out)
+	}
+	keys2, newCustodial := servedUpdateKeys(t, w.base, bob)
+	if len(keys2) != 2 || keys2[0] != newCustodial || newCustodial == oldCustodial || keys2[1] != keys[1] {
+		t.Fatalf("after rotate-key: update keys %v (custodial %s, was %s)", keys2, newCustodial, oldCustodial)
+	}
+	if !strings.Contains(out, newCustodial) {
+		t.Fatalf("rotate-key did not name the new key %s:\n%s", newCustodial, out)
+	}
+	row, err := clW.db.GetDIDLog(ctx, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := webvh.Open(row.Log, webvh.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl := int64(60)
+	if _, err := l.Update(webvh.UpdateOptions{TTL: &ttl, Time: nextTime(l), Signer: oldKey.Private}); err == nil {
+		t.Fatal("the old custodial key still signs an entry")
+	}
+	if _, err := identity.AppendCustodialKey(l, oldKey.Private.Public().(ed25519.PublicKey), oldKey.Private, nextTime(l)); err == nil {
+		t.Fatal("the old custodial key took its place back")
+	}
+	acct, _ = clW.db.GetAccount(ctx, bob)
+	newKey, err := clW.accounts.SigningKey(ctx, acct)
+	if err != nil || webvh.Multikey(newKey.Private.Public().(ed25519.PublicKey)) != newCustodial {
+		t.Fatalf("the key sealed for bob is not the log's custodial key: %v", err)
+	}
+	if _, err := l.Update(webvh.UpdateOptions{TTL: &ttl, Time: nextTime(l), Signer: newKey.Private}); err != nil {
+		t.Fatalf("the new custodial key does not sign: %v", err)
+	}
+	if p := newBrowser(t).signIn(w.base, "bob", pw); p.url.Path != "/account" {
+		t.Fatalf("bob's sign-in after rotate-key: %d %s", p.status, p.url)
+	}
+	if r := w.env.run(t, "", "user", "rotate-key", "nobody"); r.code == 0 || !strings.Contains(r.stderr, "no account") {
+		t.Fatalf("rotate-key of an unknown account: %d %s", r.code, r.stderr)
+	}
+
+	// Upgrade of a did:key account.
+	k := startLocalhostCloud(t, sqliteEnv(t), identity.DIDMethodKey)
+	svc := newRP(t, k.live(), "notes", nil)
+	br := newBrowser(t)
+	if p := br.post(k.base+"/signup", url.Values{"handle": {"alice"}, "password": {pw}}); p.status != 200 || !strings.Contains(p.body, "Welcome, alice") {
+		t.Fatalf("did:key sign-up: %d\n%s", p.status, p.body)
+	}
+	alice := lastLine(k.env.must(t, "", "user", "list"))
+	alice = alice[strings.LastIndex(alice, " ")+1:]
+	if !strings.HasPrefix(alice, "did:key:") {
+		t.Fatalf("alice's DID %s", alice)
+	}
+	subBefore, _ := subAt(t, newBrowser(t), svc, pw)
+	if subBefore == alice {
+		t.Fatal("the service sees the public DID: the test needs a pairwise sub")
+	}
+	out = k.env.must(t, "", "user", "upgrade-did", "alice")
+	const label = "recovery phrase (shown once and not stored: give it to the person to write down): "
+	i := strings.Index(out, label)
+	if i < 0 || !strings.Contains(out, "its key stays "+alice) {
+		t.Fatalf("upgrade-did printed:\n%s", out)
+	}
+	phrase := out[i+len(label):]
+	phrase = phrase[:strings.IndexByte(phrase, '\n')]
+	newDID := lastLine(out)
+	if !strings.HasPrefix(newDID, "did:webvh:") {
+		t.Fatalf("upgrade-did's DID %s", newDID)
+	}
+	keys, custodial := servedUpdateKeys(t, k.base, newDID)
+	if len(keys) != 2 || keys[1] != multikeyOf(t, phrase) || "did:key:"+custodial != alice {
+		t.Fatalf("the upgraded log's update keys %v, custodial %s, account %s", keys, custodial, alice)
+	}
+	parsed, _ := webvh.ParseDID(newDID)
+	resp, err := http.Get(k.base + "/accounts/" + parsed.Path[len(parsed.Path)-1] + "/did.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	res, err := webvh.Verify(raw, webvh.Options{DID: newDID})
+	if err != nil || !strings.Contains(string(res.Document), `"alsoKnownAs":["`+alice+`"]`) {
+		t.Fatalf("the upgraded document (%v): %s", err, res.Document)
+	}
+	if subAfter, _ := subAt(t, newBrowser(t), svc, pw); subAfter != subBefore {
+		t.Fatalf("sub after the upgrade %s, before %s", subAfter, subBefore)
+	}
+	var shown struct {
+		DID  string   `json:"did"`
+		DIDs []string `json:"dids"`
+	}
+	if err := json.Unmarshal([]byte(k.env.must(t, "", "user", "show", newDID)), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if shown.DID != alice || len(shown.DIDs) != 2 || shown.DIDs[0] != alice || shown.DIDs[1] != newDID {
+		t.Fatalf("user show by the new DID: %+v", shown)
+	}
+	if r := k.env.run(t, "", "user", "upgrade-did", "alice"); r.code == 0 || !strings.Contains(r.stderr, "already") {
+		t.Fatalf("a second upgrade-did: %d %s", r.code, r.stderr)
+	}
+	// The escrow opens with the printed phrase to alice's secret.
+	clK := openTestCloud(t, k.live())
+	acctK, _ := clK.db.GetAccount(ctx, alice)
+	secret, _ := clK.accounts.PairwiseSecret(acctK)
+	rowK, err := clK.db.GetDIDLog(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := identity.RecoverySeed(phrase)
+	if s, err := identity.OpenEscrow(seed, rowK.SCID, rowK.Escrow); err != nil || string(s) != string(secret) {
+		t.Fatalf("the upgrade's escrow: %v", err)
+	}
+	k.env.must(t, pw+"\n", "user", "create", "--username", "dave", "--password-stdin")
+	if out := k.env.must(t, "", "user", "upgrade-did", "dave", "--no-recovery-kit"); strings.Contains(out, "recovery phrase") {
+		t.Fatalf("--no-recovery-kit printed a phrase:\n%s", out)
+	} else if keys, _ := servedUpdateKeys(t, k.base, lastLine(out)); len(keys) != 1 {
+		t.Fatalf("dave's update keys %v", keys)
+	}
+
+	// The dashboard's upgrade, for another did:key account.
+	bc := newBrowser(t)
+	if p := bc.post(k.base+"/signup", url.Values{"handle": {"carol"}, "password": {pw}}); p.status != 200 {
+		t.Fatalf("carol's sign-up: %d", p.status)
+	}
+	bc.signIn(k.base, "carol", pw)
+	if p := bc.get(k.base + "/account/recovery"); !strings.Contains(p.body, "Upgrade to a rotatable DID") {
+		t.Fatalf("carol's recovery page offers no upgrade:\n%s", p.body)
+	}
+	p := bc.post(k.base+"/account/recovery/upgrade", url.Values{})
+	carolPhrase, carolDID := recoveryKitPage(t, p)
+	if !strings.Contains(p.body, `id="upgraded"`) || !strings.HasPrefix(carolDID, "did:webvh:") || p.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("dashboard upgrade: %s\n%s", carolDID, p.body)
+	}
+	if p := bc.post(k.base+"/account/recovery/check", url.Values{"phrase": {carolPhrase}}); !strings.Contains(p.body, "Your recovery phrase matches") {
+		t.Fatalf("carol's phrase check after the upgrade:\n%s", p.body)
+	}
+	if p := bc.get(k.base + "/account/recovery"); strings.Contains(p.body, "Upgrade to a rotatable DID") || !strings.Contains(p.body, "Rotate my recovery kit") {
+		t.Fatalf("carol's recovery page after the upgrade:\n%s", p.body)
 	}
 }

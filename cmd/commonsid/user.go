@@ -2,7 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,11 +16,15 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/did/webvh"
+	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
+	"github.com/onecommons/commonsid/web"
 )
 
-const userUsage = "usage: commonsid user create|list|show|disable|enable|delete [flags] [handle|DID] | moved --statement FILE"
+const userUsage = "usage: commonsid user create|list|show|disable|enable|delete|rotate-key|upgrade-did [flags] [handle|DID] | moved --statement FILE"
 
 func runUser(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 {
@@ -36,6 +43,10 @@ func runUser(ctx context.Context, c *cli, args []string) error {
 		return userOne(ctx, c, sub, args)
 	case "moved":
 		return userMoved(ctx, c, args)
+	case "rotate-key":
+		return userRotateKey(ctx, c, args)
+	case "upgrade-did":
+		return userUpgradeDID(ctx, c, args)
 	}
 	return usagef("unknown user command %q; %s", sub, userUsage)
 }
@@ -240,6 +251,9 @@ type accountJSON struct {
 	DIDDocument   *did.Document `json:"did_document,omitempty"`
 	DIDMethod     string        `json:"did_method"`
 	DIDLogVersion int           `json:"did_log_version,omitempty"`
+	// DIDs are every DID the account has had, oldest first (its key
+	// first).
+	DIDs []string `json:"dids,omitempty"`
 }
 
 func accountView(a *identity.Account, doc *did.Document) accountJSON {
@@ -264,32 +278,8 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("usage: commonsid user %s <handle|DID>", sub)
 	}
-	a, err := cl.accounts.Lookup(ctx, fs.Arg(0))
-	if isNotFound(err) && !strings.ContainsAny(fs.Arg(0), "@:") {
-		// A bare handle may name an account replicated from a peer.
-		var rs []*identity.Account
-		if rs, err = cl.db.FindReplicas(ctx, strings.ToLower(strings.TrimSpace(fs.Arg(0)))); err == nil {
-			switch len(rs) {
-			case 0:
-				err = store.ErrNotFound
-			case 1:
-				a = rs[0]
-			default:
-				var names []string
-				for _, r := range rs {
-					names = append(names, r.Handle)
-				}
-				return fmt.Errorf("%q names accounts of several home clouds: %s", fs.Arg(0), strings.Join(names, ", "))
-			}
-		}
-	}
+	a, err := findAccount(ctx, cl, fs.Arg(0))
 	if err != nil {
-		if isNotFound(err) {
-			if peers, _ := cl.db.ListPeers(ctx); len(peers) > 0 {
-				return fmt.Errorf("no account %q here (an account homed on a peer is held here only while its person shares it with federated clouds)", fs.Arg(0))
-			}
-			return fmt.Errorf("no account %q", fs.Arg(0))
-		}
 		return err
 	}
 	if sub != "show" && a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved {
@@ -307,6 +297,12 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 		v := accountView(a, doc)
 		v.DIDLogVersion = version
 		v.Replica = a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved
+		if v.DIDs, err = cl.db.AccountDIDs(ctx, a.DID); err != nil {
+			return err
+		}
+		if len(v.DIDs) == 0 {
+			v.DIDs = []string{a.DID}
+		}
 		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintln(c.stdout, string(b))
 		return nil
@@ -348,5 +344,243 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%sd account %s\n", strings.TrimSuffix(sub, "e"), a.Handle)
+	return nil
+}
+
+// findAccount finds the account ref names: a handle, handle@host (a
+// replica), the account's DID or any DID it has had (account_dids), or a
+// bare handle of a replica when only one home has it.
+func findAccount(ctx context.Context, cl *cloud, ref string) (*identity.Account, error) {
+	a, err := cl.accounts.Lookup(ctx, ref)
+	if isNotFound(err) && strings.HasPrefix(strings.TrimSpace(ref), "did:") {
+		// Another DID of the account (an earlier host, or the did:webvh
+		// DID of an upgraded did:key account).
+		var key string
+		if key, err = cl.db.AccountForDID(ctx, strings.TrimSpace(ref)); err == nil {
+			a, err = cl.db.GetAccount(ctx, key)
+		}
+	}
+	if isNotFound(err) && !strings.ContainsAny(ref, "@:") {
+		// A bare handle may name an account replicated from a peer.
+		var rs []*identity.Account
+		if rs, err = cl.db.FindReplicas(ctx, strings.ToLower(strings.TrimSpace(ref))); err == nil {
+			switch len(rs) {
+			case 0:
+				err = store.ErrNotFound
+			case 1:
+				a = rs[0]
+			default:
+				var names []string
+				for _, r := range rs {
+					names = append(names, r.Handle)
+				}
+				return nil, fmt.Errorf("%q names accounts of several home clouds: %s", ref, strings.Join(names, ", "))
+			}
+		}
+	}
+	if err != nil {
+		if isNotFound(err) {
+			if peers, _ := cl.db.ListPeers(ctx); len(peers) > 0 {
+				return nil, fmt.Errorf("no account %q here (an account homed on a peer is held here only while its person shares it with federated clouds)", ref)
+			}
+			return nil, fmt.Errorf("no account %q", ref)
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+// ActivityCustodialRotated is the activity kind of a custodial key
+// rotation (`user rotate-key`).
+const ActivityCustodialRotated = "custodial_key.rotated"
+
+// homedHere finds the account of a command that changes its DID log: it
+// must be homed here and active.
+func homedHere(ctx context.Context, cl *cloud, ref string) (*identity.Account, error) {
+	a, err := findAccount(ctx, cl, ref)
+	if err != nil {
+		return nil, err
+	}
+	if a.HomeIssuer != cl.cfg.Issuer || a.Status == identity.StatusMoved {
+		return nil, fmt.Errorf("%s is homed at %s: its keys are changed there", a.Handle, a.HomeIssuer)
+	}
+	if a.Status != identity.StatusActive {
+		return nil, fmt.Errorf("%s is %s", a.Handle, a.Status)
+	}
+	return a, nil
+}
+
+// userRotateKey replaces the custodial key of a did:webvh account homed
+// here: an entry signed by the current custodial key makes a new key
+// updateKeys[0] and the document's verification method (rule 2 lets the
+// cloud do that alone); in one transaction the new key is sealed in the
+// account row and the log stored, with a did.log event. The home's
+// witness worker collects the witness proofs of the entry.
+func userRotateKey(ctx context.Context, c *cli, args []string) error {
+	cl, fs, err := openForCommand(ctx, c, "user rotate-key", args, nil)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() != 1 {
+		return usagef("usage: commonsid user rotate-key <handle|DID>")
+	}
+	a, err := homedHere(ctx, cl, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	row, err := cl.db.GetDIDLog(ctx, a.DID)
+	if isNotFound(err) {
+		return fmt.Errorf("%s has no did:webvh log: a did:key account's key is its DID and cannot be rotated (upgrade it first: user upgrade-did)", a.Handle)
+	}
+	if err != nil {
+		return err
+	}
+	if !identity.IsWebVH(a.DID) {
+		return fmt.Errorf("%s keeps its did:key as its key: the custodial key of an upgraded did:key account is the did:key's and cannot be rotated", a.Handle)
+	}
+	key, err := cl.accounts.SigningKey(ctx, a)
+	if err != nil {
+		return err
+	}
+	secret, err := cl.accounts.PairwiseSecret(a)
+	if err != nil {
+		return err
+	}
+	l, err := webvh.Open(row.Log, webvh.Options{})
+	if err != nil {
+		return fmt.Errorf("the DID log of %s: %w", a.Handle, err)
+	}
+	res := l.Result()
+	if len(res.Metadata.UpdateKeys) == 0 || res.Metadata.UpdateKeys[0] != webvh.Multikey(key.Private.Public().(ed25519.PublicKey)) {
+		return fmt.Errorf("the custodial key sealed for %s is not the custodial key of its DID log (version %d)", a.Handle, res.Metadata.VersionNumber)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	at := now.Truncate(time.Second)
+	if last := res.Metadata.VersionTime; !at.After(last) {
+		at = last.Add(time.Second)
+	}
+	nl, err := identity.AppendCustodialKey(l, pub, key.Private, at)
+	if err != nil {
+		return fmt.Errorf("rotate the custodial key of %s: %w", a.Handle, err)
+	}
+	nres := nl.Result()
+	sealedKey, _, err := cl.accounts.SealSecrets(&did.Key{DID: a.DID, Private: priv}, secret)
+	if err != nil {
+		return err
+	}
+	next := *row
+	next.Log, next.Version, next.CurrentDID, next.UpdatedAt = nl.Bytes(), nres.Metadata.VersionNumber, nres.DID, now
+	err = cl.db.InTx(ctx, func(ctx context.Context) error {
+		if err := cl.db.UpdateAccount(ctx, a.DID, func(x *identity.Account) error {
+			if !bytes.Equal(x.DIDKeySealed, a.DIDKeySealed) {
+				return errors.New("the account's key changed meanwhile: try again")
+			}
+			x.DIDKeySealed, x.UpdatedAt = sealedKey, now
+			return nil
+		}); err != nil {
+			return err
+		}
+		ok, err := cl.db.PutDIDLog(ctx, &next, row.Version)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("the account's DID log changed meanwhile: try again")
+		}
+		if err := cl.db.AppendEvent(ctx, federation.DIDLogEvent, a.DID, now, map[string]any{"scid": row.SCID}); err != nil {
+			return err
+		}
+		return cl.db.AppendActivity(ctx, &privacy.Activity{AccountDID: a.DID, At: now, Kind: ActivityCustodialRotated,
+			Detail: map[string]any{"version": next.Version}})
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "rotated the custodial key of %s: DID log version %d, key %s (the witnesses' proofs are collected by the running server)\n",
+		a.Handle, next.Version, webvh.Multikey(pub))
+	return nil
+}
+
+// userUpgradeDID gives a did:key account homed here a did:webvh DID
+// (identity.Service.UpgradeDID): the account keeps its did:key as its key
+// (its subs do not change) and the new DID's document lists it in
+// alsoKnownAs. With a recovery kit (the default) the phrase is printed
+// once and the pairwise secret escrowed under it.
+func userUpgradeDID(ctx context.Context, c *cli, args []string) error {
+	var noKit bool
+	cl, fs, err := openForCommand(ctx, c, "user upgrade-did", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&noKit, "no-recovery-kit", false, "make no recovery phrase (the log's only update key is the cloud's)")
+	})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if fs.NArg() != 1 {
+		return usagef("usage: commonsid user upgrade-did <handle|DID> [--no-recovery-kit]")
+	}
+	if err := cl.needIssuer("upgrade-did"); err != nil {
+		return err
+	}
+	a, err := homedHere(ctx, cl, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if identity.IsWebVH(a.DID) {
+		return fmt.Errorf("%s already has a did:webvh DID", a.Handle)
+	}
+	key, err := cl.accounts.SigningKey(ctx, a)
+	if err != nil {
+		return err
+	}
+	var kit *identity.RecoveryKit
+	var recovery ed25519.PublicKey
+	if !noKit {
+		if kit, err = identity.NewRecoveryKit(); err != nil {
+			return err
+		}
+		recovery = kit.Public
+	}
+	l, err := cl.accounts.UpgradeDID(ctx, a, key, recovery, nil)
+	if err != nil {
+		return err
+	}
+	if kit != nil {
+		secret, err := cl.accounts.PairwiseSecret(a)
+		if err != nil {
+			return err
+		}
+		if l.Escrow, err = identity.SealEscrow(kit.Seed(), l.SCID, secret); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UTC()
+	err = cl.db.InTx(ctx, func(ctx context.Context) error {
+		ok, err := cl.db.PutDIDLog(ctx, l, 0)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s already has a did:webvh log", a.Handle)
+		}
+		if err := cl.db.AppendEvent(ctx, federation.DIDLogEvent, a.DID, now, map[string]any{"scid": l.SCID}); err != nil {
+			return err
+		}
+		return cl.db.AppendActivity(ctx, &privacy.Activity{AccountDID: a.DID, At: now, Kind: web.ActivityUpgraded,
+			Detail: map[string]any{"did": l.CurrentDID}})
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "upgraded account %s: its key stays %s\n", a.Handle, a.DID)
+	if kit != nil {
+		// Shown once: the phrase is not stored anywhere.
+		fmt.Fprintf(c.stdout, "recovery phrase (shown once and not stored: give it to the person to write down): %s\n", kit.Phrase())
+	}
+	fmt.Fprintf(c.stdout, "%s\n", l.CurrentDID)
 	return nil
 }
