@@ -231,6 +231,17 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		}
 	}
 	fresh := sess != nil && !sess.AuthTime.Before(notBefore)
+	// A second factor asked for (mfa.go): a sign-on without one is not
+	// enough when the person has one.
+	askMFA := wantsMFA(ar)
+	if fresh && askMFA && !sessionMFA(sess.AMR) {
+		has, err := p.hasSecondFactor(ctx, acct.DID)
+		if err != nil {
+			p.serverError(w, r, err)
+			return
+		}
+		fresh = !has
+	}
 	if !fresh {
 		if slices.Contains(pr, "none") {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired)
@@ -242,7 +253,16 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 				return
 			}
 		}
-		http.Redirect(w, r, "/login?return_to="+url.QueryEscape("/authorize/resume?challenge="+ch.IDHash), http.StatusSeeOther)
+		login := "/login?return_to=" + url.QueryEscape("/authorize/resume?challenge="+ch.IDHash)
+		if askMFA || !notBefore.IsZero() {
+			// Asked for, or signing in again: with every factor.
+			login += "&acr=mfa"
+		}
+		http.Redirect(w, r, login, http.StatusSeeOther)
+		return
+	}
+	if _, essential := requestedACRs(ar); essential && !sessionMFA(sess.AMR) {
+		p.authorizeError(w, r, ar, errUnmetAuthenticationRequirements.WithHint("The person has no second factor."))
 		return
 	}
 
@@ -361,8 +381,9 @@ var errUnmetAuthenticationRequirements = &fosite.RFC6749Error{
 }
 
 // checkEssentialACR refuses a claims request that asks for acr as an
-// essential claim with values other than the one supported. A voluntary acr
-// request (and acr_values, always voluntary) is answered with acr "0".
+// essential claim with none of the supported values (acrValuesSupported).
+// A voluntary acr request (and acr_values, always voluntary) is answered
+// with what the sign-on achieved (mfa.go).
 func checkEssentialACR(cr *privacy.ClaimsRequest) error {
 	for _, m := range []map[string]json.RawMessage{cr.IDToken, cr.UserInfo} {
 		raw, ok := m["acr"]
@@ -377,8 +398,9 @@ func checkEssentialACR(cr *privacy.ClaimsRequest) error {
 		if json.Unmarshal(raw, &req) != nil || !req.Essential {
 			continue
 		}
-		if req.Value != nil && *req.Value != supportedACR || req.Values != nil && !slices.Contains(req.Values, supportedACR) {
-			return errUnmetAuthenticationRequirements.WithHintf("Only the acr value %q is supported.", supportedACR)
+		known := func(v string) bool { return slices.Contains(acrValuesSupported, v) }
+		if req.Value != nil && !known(*req.Value) || req.Values != nil && !slices.ContainsFunc(req.Values, known) {
+			return errUnmetAuthenticationRequirements.WithHintf("Only the acr values %s are supported.", strings.Join(acrValuesSupported, ", "))
 		}
 	}
 	return nil
@@ -446,7 +468,7 @@ func (p *Provider) authorizeSession(ctx context.Context, acct *identity.Account,
 	c.AuthTime = sess.AuthTime.Truncate(time.Second)
 	c.RequestedAt = requestedAt.Truncate(time.Second)
 	c.AuthenticationMethodsReferences = sess.AMR
-	c.AuthenticationContextClassReference = supportedACR
+	c.AuthenticationContextClassReference = acrOf(sess.AMR, ar)
 	c.Extra = claimValues(acct, released)
 	if sess.IDHash != "" {
 		c.Extra["sid"] = p.SessionID(sess.IDHash, client.ClientID) // back-channel logout (backchannel.go)

@@ -295,7 +295,7 @@ func (p *Provider) baseDiscovery() map[string]any {
 		"request_uri_parameter_supported":                          false,
 		"require_request_uri_registration":                         false,
 		"prompt_values_supported":                                  []string{"none", "login", "consent", "select_account"},
-		"acr_values_supported":                                     []string{"0"},
+		"acr_values_supported":                                     acrValuesSupported,
 		"frontchannel_logout_supported":                            false,
 		"backchannel_logout_supported":                             true,
 		"backchannel_logout_session_supported":                     true,

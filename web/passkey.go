@@ -522,6 +522,10 @@ func (h *Handler) deletePasskey(r *http.Request) error {
 		return err
 	}
 	h.logPasskey(r, "passkey.removed", name)
+	if m := h.mfa(); m != nil {
+		// The last factor gone: no recovery codes, nothing required.
+		return m.AfterFactorRemoved(r.Context(), did)
+	}
 	return nil
 }
 
