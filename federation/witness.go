@@ -3,9 +3,9 @@ package federation
 // Witnessing did:webvh logs.
 //
 // Every cloud is a did:webvh witness for its peers. Its witness key is an
-// Ed25519 key derived from the cloud's key-encryption key with HKDF-SHA256
-// (info WitnessKeyInfo), so nothing new is stored and the key is the same
-// across restarts; its did:key is the cloud's witness id, published in
+// Ed25519 key first derived from the cloud's key-encryption key with
+// HKDF-SHA256 (info WitnessKeyInfo), then stored sealed in meta so that it
+// stays the same across restarts and key-encryption key rotations; its did:key is the cloud's witness id, published in
 // discovery as
 //
 //	"federation_witness": {"id": "did:key:z6Mk…", "endpoint": ISSUER/federation/v1/witness}
@@ -64,6 +64,7 @@ import (
 
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/store"
 )
 
@@ -71,7 +72,7 @@ import (
 const WitnessPath = "/federation/v1/witness"
 
 // WitnessKeyInfo is the HKDF info from which the witness key is derived.
-const WitnessKeyInfo = "commonsid/witness-key/v1"
+const WitnessKeyInfo = keys.WitnessKeyInfo
 
 const (
 	// witnessTimeout bounds a request to a peer's witness.
@@ -134,13 +135,14 @@ type WitnessService struct {
 	Endpoint string `json:"endpoint"`
 }
 
-// WitnessKey is this cloud's witness key, derived from its key-encryption
-// key.
+// WitnessKey is this cloud's witness key: the seed stored sealed in meta
+// (first derived from the key-encryption key, so rotating that key keeps
+// the witness id), see keys.KEK.WitnessSeed.
 func (f *Federation) WitnessKey() (ed25519.PrivateKey, error) {
 	if f.Keys == nil || f.Keys.KEK == nil {
 		return nil, errors.New("witness key: no key-encryption key")
 	}
-	seed, err := f.Keys.KEK.Derive(WitnessKeyInfo, ed25519.SeedSize)
+	seed, err := f.Keys.KEK.WitnessSeed()
 	if err != nil {
 		return nil, fmt.Errorf("witness key: %w", err)
 	}

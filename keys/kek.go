@@ -29,6 +29,9 @@ var ErrWrongKEK = errors.New("cannot decrypt: wrong key-encryption key or corrup
 type KEK struct {
 	aead cipher.AEAD
 	root []byte // for Derive
+	// witness is the stored witness seed (witness_key.go), once loaded;
+	// nil: derived from root.
+	witness []byte
 }
 
 // NewKEK returns a KEK for a 32-byte key.

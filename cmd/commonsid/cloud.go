@@ -29,11 +29,24 @@ type cloud struct {
 	// was given: commands that tell others who this cloud is (export,
 	// import, peer add) need it.
 	issuerKnown bool
+	// unlock gives back the cloud's lock (sqlstore.DB.LockCloud).
+	unlock func()
 }
 
-func (cl *cloud) Close() error { return cl.db.Close() }
+func (cl *cloud) Close() error {
+	err := cl.db.Close()
+	if cl.unlock != nil {
+		cl.unlock()
+	}
+	return err
+}
 
 const kekCheckKey = "kek_check"
+
+// kekFingerprintKey is the meta key of the fingerprint of the
+// key-encryption key the database is sealed under (keys.KEK.Fingerprint),
+// so that a mismatch says which key is needed.
+const kekFingerprintKey = "kek_fingerprint"
 
 // openCloud validates the configuration, prepares the data folder, loads the
 // key-encryption key, opens and migrates the database and checks that the
@@ -80,8 +93,23 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 		undoKEK()
 		return nil, err
 	}
+	// Every process holds the cloud's lock while it runs, shared; keys
+	// rotate-kek holds it alone.
+	unlock, err := db.LockCloud(ctx, cfg.exclusive)
+	if err != nil {
+		db.Close()
+		undoKEK()
+		if errors.Is(err, sqlstore.ErrLocked) {
+			if cfg.exclusive {
+				return nil, fmt.Errorf("this cloud is in use (%s is open in another commonsid process, serve or a command): stop every serve of this cloud and let running commands finish, then run keys rotate-kek again", db.String())
+			}
+			return nil, fmt.Errorf("the key-encryption key of this cloud is being rotated (keys rotate-kek is running on %s): try again once it has finished", db.String())
+		}
+		return nil, err
+	}
 	fail := func(err error) (*cloud, error) {
 		db.Close()
+		unlock()
 		undoKEK()
 		return nil, err
 	}
@@ -89,7 +117,13 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 	// is not migrated yet has no check value.
 	if check, err := db.GetMeta(ctx, kekCheckKey); err == nil {
 		if kek.Verify(check) != nil {
-			return fail(errors.New("the key-encryption key does not match this database: restore the data folder's kek file or the COMMONSID_SECRET it was created with"))
+			if kek, err = adoptRotatedKEK(ctx, cfg, db, log, check); err != nil {
+				return fail(err)
+			}
+		} else if cfg.Secret == "" {
+			if _, err := os.Stat(filepath.Join(cfg.DataDir, keys.KEKNewFile)); err == nil {
+				log.Warn("the data folder holds a kek.new from a key-encryption key rotation that did not complete; the database is sealed under kek, so kek.new is not needed (the next keys rotate-kek replaces it)", "path", filepath.Join(cfg.DataDir, keys.KEKNewFile))
+			}
 		}
 	}
 	if cfg.mustExist {
@@ -116,6 +150,14 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 		if kek.Verify(stored) != nil {
 			return fail(errors.New("the key-encryption key does not match this database"))
 		}
+		if _, err := db.PutMetaIfAbsent(ctx, kekFingerprintKey, []byte(kek.Fingerprint())); err != nil {
+			return fail(err)
+		}
+	}
+	// The witness key outlives key-encryption key rotations: its seed is
+	// stored sealed at first use.
+	if err := kek.LoadWitnessSeed(ctx, db, migrate); err != nil && migrate {
+		return fail(err)
 	}
 	known, err := resolveIssuer(ctx, cfg, db, log, migrate)
 	if err != nil {
@@ -126,7 +168,7 @@ func openCloud(ctx context.Context, cfg *Config, log *slog.Logger, migrate bool)
 	accounts.Log = log
 	cl := &cloud{
 		cfg: cfg, log: log, db: db, kek: kek, keys: km,
-		accounts: accounts, issuerKnown: known,
+		accounts: accounts, issuerKnown: known, unlock: unlock,
 	}
 	if err := cl.useAccountDID(); err != nil {
 		return fail(err)

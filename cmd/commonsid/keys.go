@@ -12,7 +12,7 @@ import (
 	"github.com/onecommons/commonsid/keys"
 )
 
-const keysUsage = "usage: commonsid keys list | rotate [--alg ES256|EdDSA|RS256] | retire <kid>"
+const keysUsage = "usage: commonsid keys list | rotate [--alg ES256|EdDSA|RS256] | retire <kid> | rotate-kek"
 
 func runKeys(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 {
@@ -29,6 +29,8 @@ func runKeys(ctx context.Context, c *cli, args []string) error {
 	case "list":
 		extra = func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") }
 	case "retire":
+	case "rotate-kek":
+		return runRotateKEK(ctx, c, args)
 	case "rotate":
 		extra = func(fs *flag.FlagSet) {
 			fs.StringVar(&alg, "alg", keys.DefaultAlg, "algorithm of the new key: ES256, EdDSA or RS256")
