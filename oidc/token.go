@@ -412,12 +412,24 @@ func (p *Provider) logServerError(ctx context.Context, what string, err error) {
 	p.Log.ErrorContext(ctx, what, "err", msg)
 }
 
+// OperatorScopes are the scopes only the operators grant a client (with
+// the CLI or the admin API): IntrospectScope and the admin API's "admin"
+// and "admin:read".
+var OperatorScopes = []string{IntrospectScope, "admin", "admin:read"}
+
 // introspectScopeRefused reports a registration request, at the
-// registration endpoint, that asks for IntrospectScope when the client does
-// not hold it already: anyone may register, so only the operators grant it.
+// registration endpoint, that asks for one of OperatorScopes when the
+// client does not hold it already: anyone may register, so only the
+// operators grant them.
 func introspectScopeRefused(requested, held string) bool {
-	return slices.Contains(strings.Fields(requested), IntrospectScope) && !slices.Contains(strings.Fields(held), IntrospectScope)
+	h := strings.Fields(held)
+	for _, s := range strings.Fields(requested) {
+		if slices.Contains(OperatorScopes, s) && !slices.Contains(h, s) {
+			return true
+		}
+	}
+	return false
 }
 
 var errIntrospectScope = map[string]string{"error": "invalid_client_metadata",
-	"error_description": "scope " + IntrospectScope + " is granted by the operators of this cloud only"}
+	"error_description": "the scopes " + strings.Join(OperatorScopes, ", ") + " are granted by the operators of this cloud only"}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,15 @@ type Server struct {
 	Areas  []Mounter
 	// Collectors are further metrics served on /metrics.
 	Collectors []prometheus.Collector
+	// TrustedProxies are the reverse proxies whose forwarding headers
+	// name the client (httpx.TrustProxies); nil trusts none.
+	TrustedProxies []netip.Prefix
+	// Registry holds the metrics; nil: Handler makes one and sets it here,
+	// so that another listener (the admin API) can serve the same.
+	Registry *prometheus.Registry
+	// NoPublicMetrics leaves /metrics out of this handler
+	// (COMMONSID_PUBLIC_METRICS=off: only the admin listener serves it).
+	NoPublicMetrics bool
 }
 
 // Handler builds the router.
@@ -54,13 +64,17 @@ func (s *Server) Handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
+	reg := s.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		s.Registry = reg
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 	reg.MustRegister(s.Collectors...)
 
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, s.logRequests, m.middleware, middleware.Recoverer)
+	r.Use(httpx.TrustProxies(s.TrustedProxies), middleware.RequestID, s.logRequests, m.middleware, middleware.Recoverer)
 	if strings.HasPrefix(s.Issuer, "https://") {
 		r.Use(hsts)
 	}
@@ -70,12 +84,19 @@ func (s *Server) Handler() (http.Handler, error) {
 		w.Write([]byte("ok\n"))
 	})
 	r.Get("/readyz", s.ready)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if !s.NoPublicMetrics {
+		r.Handle("/metrics", MetricsHandler(reg))
+	}
 	r.Get(docPath, s.didDocument(cloudDID))
 	for _, a := range s.Areas {
 		a.Mount(r)
 	}
 	return r, nil
+}
+
+// MetricsHandler serves the metrics of reg in the Prometheus formats.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
