@@ -10,7 +10,6 @@ import (
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
-	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/privacy"
 )
 
@@ -40,6 +39,11 @@ type HomeCloud struct {
 
 func (h *Handler) loginData(r *http.Request, returnTo string) map[string]any {
 	d := map[string]any{"ReturnTo": returnTo, "Passkeys": h.passkeysOn()}
+	if r.FormValue("acr") == "mfa" {
+		// The service asked for a second factor (oidc): kept through the
+		// form, so that the person's factor is asked after the password.
+		d["ACR"] = "mfa"
+	}
 	if h.HomeClouds != nil {
 		if hc, err := h.HomeClouds(r.Context()); err == nil && len(hc) > 0 {
 			d["HomeClouds"] = hc
@@ -74,8 +78,19 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		h.Render(w, r, http.StatusGone, "moved", map[string]any{"Handle": moved.Handle, "Home": moved.HomeIssuer})
 		return nil
 	}
+	// The failure budgets of the account, the source or the known device
+	// (signin_limits.go).
+	g, err := h.guardSignIn(r, username)
+	if err != nil {
+		return h.unavailable(w, r, "sign-in", err)
+	}
+	if g.wait > 0 {
+		h.TooManyPage(w, r, g.wait)
+		return nil
+	}
 	a, err := h.Accounts.Authenticate(r.Context(), username, r.PostFormValue("password"))
 	if errors.Is(err, identity.ErrBadCredentials) {
+		h.failedSignIn(r, g)
 		d := h.loginData(r, returnTo)
 		d["Username"], d["Error"] = username, "Wrong handle or password."
 		h.Render(w, r, http.StatusUnauthorized, "login", d)
@@ -83,13 +98,27 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		// No verdict on the password: not an attempt against the account.
-		limits.NotCounted(r)
+		g.noVerdict(r.Context())
 		return h.unavailable(w, r, "sign-in", err)
+	}
+	// Failures elsewhere spent the account's budget: only its second
+	// factor can finish this sign-in.
+	if pending, err := h.requireSecondFactor(w, r, a, returnTo, r.PostFormValue("acr") == "mfa" || g.secondFactor); err != nil {
+		g.noVerdict(r.Context())
+		return h.unavailable(w, r, "sign-in", err)
+	} else if pending {
+		g.succeeded(r.Context())
+		return nil // no session until the second factor (mfa.go)
+	}
+	if g.secondFactor {
+		h.TooManyPage(w, r, g.accountWait) // the factor went away meanwhile
+		return nil
 	}
 	if err := h.startSession(w, r, a, amrPassword, map[string]any{"method": "password"}); err != nil {
-		limits.NotCounted(r)
+		g.noVerdict(r.Context())
 		return h.unavailable(w, r, "sign-in", err)
 	}
+	g.succeeded(r.Context())
 	if returnTo == "" {
 		returnTo = "/"
 	}
@@ -112,6 +141,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 		Name: h.sessionCookie(), Value: tok, Path: "/", Expires: sess.ExpiresAt,
 		HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode,
 	})
+	h.rememberDevice(w, r, a.DID) // a known device from now on (signin_limits.go)
 	if h.Privacy != nil {
 		err := h.Privacy.AppendActivity(r.Context(), &privacy.Activity{AccountDID: a.DID, At: sess.CreatedAt, Kind: privacy.ActivityLogin,
 			Detail: detail, IP: ip, UserAgent: sess.UserAgent})

@@ -97,9 +97,11 @@ func TestSessionCookieName(t *testing.T) {
 			if resp.StatusCode != http.StatusSeeOther {
 				t.Fatalf("login: %d", resp.StatusCode)
 			}
+			// The sign-on cookie, and the device cookie of the budgets
+			// (signin_limits.go), under the same rules.
 			cookies := resp.Cookies()
-			if len(cookies) != 1 {
-				t.Fatalf("cookies %v, want one", cookies)
+			if len(cookies) != 2 || cookies[1].Name != DeviceCookieName(c.secure) || cookies[1].Secure != c.secure || !cookies[1].HttpOnly || cookies[1].Path != "/" {
+				t.Fatalf("cookies %v, want the session's and the device's", cookies)
 			}
 			ck := cookies[0]
 			if ck.Name != c.name || ck.Path != "/" || ck.Domain != "" || ck.Secure != c.secure || !ck.HttpOnly {

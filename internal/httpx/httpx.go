@@ -4,7 +4,6 @@
 package httpx
 
 import (
-	"net"
 	"net/http"
 )
 
@@ -34,14 +33,4 @@ func PageHeaders(next http.Handler) http.Handler {
 		SetPageHeaders(w, PageCSP)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// ClientIP is the IP address of the connection (forwarded headers are not
-// trusted).
-func ClientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
