@@ -311,7 +311,7 @@ func (f *Federation) build(ctx context.Context, ps *pageState, epoch string, e *
 	if p.Shared && personTypes[e.Type] && acct != nil {
 		k, ok := ps.keys[acct.DID]
 		if !ok {
-			if k, err = f.Accounts.SigningKey(acct); err != nil {
+			if k, err = f.Accounts.SigningKey(ctx, acct); err != nil {
 				return Item{}, fmt.Errorf("account key: %w", err)
 			}
 			ps.keys[acct.DID] = k

@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
@@ -514,7 +515,7 @@ func (f *Federation) verify(ctx context.Context, p *Peer, it Item) (*Payload, er
 			return nil, fmt.Errorf("%s lacks the account's signature", pl.Type)
 		}
 	}
-	if it.PersonJWS != "" {
+	if it.PersonJWS != "" && !f.notHomeOf(ctx, p.Issuer, pl.Account) {
 		doc, err := f.accountDocument(ctx, pl.Account)
 		if err != nil {
 			return nil, fmt.Errorf("account signature: %v", err)
@@ -523,7 +524,9 @@ func (f *Federation) verify(ctx context.Context, p *Peer, it Item) (*Payload, er
 		if err != nil {
 			return nil, fmt.Errorf("account signature: %v", err)
 		}
-		if v.DID != pl.Account || string(v.Payload) != string(raw) {
+		// An account with a did:webvh log signs under its current DID
+		// (accountDocument returned that document); others under their DID.
+		if (v.DID != pl.Account && v.DID != doc.ID) || string(v.Payload) != string(raw) {
 			return nil, fmt.Errorf("account signature is not by %s over this event", pl.Account)
 		}
 	}
@@ -608,7 +611,11 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 	switch pl.Type {
 	case "account.created", "account.updated":
 		if !pl.Shared {
-			if fromHome && cur != nil && cur.HomeIssuer != f.Issuer {
+			// A replica the person no longer shares is dropped; the row an
+			// old home keeps of an account that moved away (personal data
+			// already gone) stays: it answers with the moved page and keeps
+			// the log served at its old location.
+			if fromHome && cur != nil && cur.HomeIssuer != f.Issuer && cur.Status != identity.StatusMoved {
 				return f.Store.DropReplica(ctx, pl.Account)
 			}
 			return nil
@@ -635,7 +642,7 @@ func (f *Federation) applyPayload(ctx context.Context, p *Peer, pl *Payload, per
 			return nil
 		}
 		if !pl.Shared {
-			if cur != nil {
+			if cur != nil && cur.Status != identity.StatusMoved {
 				return f.Store.DropReplica(ctx, pl.Account)
 			}
 			return nil
@@ -785,7 +792,51 @@ func bareHandle(h string) string {
 
 // accountDocument resolves an account's DID, caching did:key and did:jwk
 // documents (they are derived from the DID itself).
+// notHomeOf reports that this cloud holds a did:webvh log of account that
+// names another home than peer: the peer's account events are ignored
+// (applyPayload), so its signature (by a key the account may no longer
+// have) is not checked, and a stale event from an old home is not
+// quarantined.
+func (f *Federation) notHomeOf(ctx context.Context, peer, account string) bool {
+	if f.Store == nil {
+		return false
+	}
+	l, err := f.Store.GetDIDLog(ctx, account)
+	return err == nil && l.HomeIssuer != "" && l.HomeIssuer != peer
+}
+
 func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Document, error) {
+	// An account whose did:webvh log this cloud holds signs with the key of
+	// that log's accepted head (a move or a key rotation changes it): the
+	// document is the held log's, with no fetch and no stale cache. The
+	// log's home appends did.log before the events signed with a new key.
+	if f.Store == nil {
+		// no store: no held logs (a Federation used only to read)
+	} else if l, err := f.Store.GetDIDLog(ctx, id); err == nil {
+		key := id + "@" + strconv.Itoa(l.Version) + "-" + l.CurrentDID
+		f.docMu.Lock()
+		doc, ok := f.docs[key]
+		f.docMu.Unlock()
+		if ok {
+			return doc, nil
+		}
+		res, err := webvh.Verify(l.Log, webvh.Options{Witness: func() ([]byte, error) { return l.Witness, nil }, Now: f.now})
+		if err != nil {
+			return nil, fmt.Errorf("the DID log held for %s: %w", id, err)
+		}
+		if doc, err = did.WebVHDocument(res); err != nil {
+			return nil, err
+		}
+		f.docMu.Lock()
+		if f.docs == nil || len(f.docs) > 10000 {
+			f.docs = map[string]*did.Document{}
+		}
+		f.docs[key] = doc
+		f.docMu.Unlock()
+		return doc, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	f.docMu.Lock()
 	doc, ok := f.docs[id]
 	f.docMu.Unlock()

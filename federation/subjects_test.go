@@ -174,7 +174,7 @@ func TestReplicaIgnoresOldSecret(t *testing.T) {
 	if it.JWS, err = did.Sign(k.Key, k.KID, raw, map[string]any{"typ": federation.EventType}); err != nil {
 		t.Fatal(err)
 	}
-	pk, err := a.fed.Accounts.SigningKey(acct)
+	pk, err := a.fed.Accounts.SigningKey(ctx, acct)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -495,9 +495,6 @@ func (s *Service) UpgradeDID(ctx context.Context, a *Account, key *did.Key, reco
 	if a == nil || key == nil {
 		return nil, errors.New("upgrade to did:webvh: an account and its key are required")
 	}
-	if key.DID != a.DID {
-		return nil, fmt.Errorf("upgrade to did:webvh: the key is not the key of %s", a.DID)
-	}
 	if s.DIDLogs == nil {
 		return nil, errors.New("did:webvh accounts need a store for their logs")
 	}
@@ -506,6 +503,9 @@ func (s *Service) UpgradeDID(ctx context.Context, a *Account, key *did.Key, reco
 		return nil, fmt.Errorf("upgrade to did:webvh: %s already has a did:webvh log", a.DID)
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("upgrade to did:webvh: %w", err)
+	}
+	if key.DID != a.DID {
+		return nil, fmt.Errorf("upgrade to did:webvh: the key is not the key of %s", a.DID)
 	}
 	return upgradeLog(a.DID, key.Private, recovery, s.Issuer, witnesses, s.Now())
 }

@@ -98,7 +98,7 @@ func TestCreateAndAuthenticate(t *testing.T) {
 	}
 	swapped := *b
 	swapped.DIDKeySealed = a.DIDKeySealed
-	if _, err := s.SigningKey(&swapped); err == nil {
+	if _, err := s.SigningKey(ctx, &swapped); err == nil {
 		t.Fatal("a sealed key moved to another account opened")
 	}
 }

@@ -109,6 +109,10 @@ type CreateParams struct {
 	// RecoveryKey, with DIDMethodWebVH, is a second update key of the
 	// account's log: the key of the person's recovery kit (recovery.go).
 	RecoveryKey ed25519.PublicKey
+	// RecoverySeed, with RecoveryKey, is the kit's BIP-39 seed: the
+	// account's pairwise secret is escrowed under it in the log's row
+	// (DIDLog.Escrow, recovery.go). It is not kept.
+	RecoverySeed []byte
 }
 
 // Validate normalises and checks every field, reporting all problems at once.
@@ -166,6 +170,11 @@ func (s *Service) create(ctx context.Context, p CreateParams, passwordHash strin
 	secret := make([]byte, PairwiseSecretSize)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("pairwise secret: %w", err)
+	}
+	if didLog != nil && p.RecoveryKey != nil && p.RecoverySeed != nil {
+		if didLog.Escrow, err = SealEscrow(p.RecoverySeed, didLog.SCID, secret); err != nil {
+			return nil, err
+		}
 	}
 	sealedKey, sealedSecret, err := s.SealSecrets(key, secret)
 	if err != nil {
@@ -236,9 +245,12 @@ func (s *Service) Lookup(ctx context.Context, ref string) (*Account, error) {
 	return s.Store.GetAccountByHandle(ctx, h)
 }
 
-// SigningKey returns the account's custodial key: its did:key, or for a
-// did:webvh account the key under the account's DID (webvh.go).
-func (s *Service) SigningKey(a *Account) (*did.Key, error) {
+// SigningKey returns the account's custodial key. For an account with a
+// did:webvh log (a did:webvh account, or a did:key account upgraded) the
+// key is named under the log's current DID, whose document lists it (the
+// custodial key of the last entry: a move or a rotation changes both);
+// for a plain did:key account it is the did:key itself.
+func (s *Service) SigningKey(ctx context.Context, a *Account) (*did.Key, error) {
 	if len(a.DIDKeySealed) == 0 {
 		return nil, fmt.Errorf("account %s holds no custodial key", a.Handle)
 	}
@@ -249,11 +261,21 @@ func (s *Service) SigningKey(a *Account) (*did.Key, error) {
 	if len(seed) != ed25519.SeedSize {
 		return nil, fmt.Errorf("DID key of %s has %d bytes", a.Handle, len(seed))
 	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	if s.DIDLogs != nil {
+		l, err := s.DIDLogs.GetDIDLog(ctx, a.DID)
+		switch {
+		case err == nil && l.CurrentDID != "":
+			return webvhKey(l.CurrentDID, priv), nil
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("DID log of %s: %w", a.Handle, err)
+		}
+	}
 	if IsWebVH(a.DID) {
 		// The seed is sealed to this DID (aad): it is the account's key.
-		return webvhKey(a.DID, ed25519.NewKeyFromSeed(seed)), nil
+		return webvhKey(a.DID, priv), nil
 	}
-	k, err := did.KeyFromPrivate(ed25519.NewKeyFromSeed(seed))
+	k, err := did.KeyFromPrivate(priv)
 	if err != nil {
 		return nil, err
 	}
@@ -292,8 +314,12 @@ func (s *Service) SetStatus(ctx context.Context, didID, status string) error {
 
 // Delete removes the account's personal data and secrets and keeps its DID
 // and handle as a tombstone.
+//
+// This cloud also forgets the account's did:webvh log, its other DIDs and
+// the head it witnessed: the DID no longer resolves here. (Peers keep the
+// copies they hold; a log names keys and a home, no personal data.)
 func (s *Service) Delete(ctx context.Context, didID string) error {
-	return s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
+	err := s.Store.UpdateAccount(ctx, didID, func(a *Account) error {
 		if a.Status == StatusDeleted {
 			return fmt.Errorf("%w: account %s is already deleted", ErrBadTransition, a.Handle)
 		}
@@ -304,6 +330,10 @@ func (s *Service) Delete(ctx context.Context, didID string) error {
 		a.UpdatedAt, a.DeletedAt = now, &now
 		return nil
 	})
+	if err != nil || s.DIDLogs == nil {
+		return err
+	}
+	return s.DIDLogs.ForgetDIDLog(ctx, didID)
 }
 
 // Authenticate checks a handle and password. It returns ErrBadCredentials

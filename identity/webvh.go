@@ -100,6 +100,10 @@ type DIDLogStore interface {
 	// ListDIDLogsHomedAt returns the logs whose HomeIssuer is issuer, by
 	// SCID after afterSCID, at most limit.
 	ListDIDLogsHomedAt(ctx context.Context, issuer, afterSCID string, limit int) ([]*DIDLog, error)
+	// ForgetDIDLog removes what this cloud holds of a deleted account's
+	// log: its did_logs row, its other DIDs, and the head this cloud
+	// witnessed for its SCID. Nothing held is not an error.
+	ForgetDIDLog(ctx context.Context, accountDID string) error
 }
 
 // ErrWebVHExport refuses the export of a did:webvh account: export files

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onecommons/commonsid/did"
@@ -245,15 +246,13 @@ func (s *Service) importWebVH(ctx context.Context, op *Opened, opt ImportOptions
 	if err != nil {
 		return nil, fmt.Errorf("the commons' witnesses: %w", err)
 	}
-	custodialPub, custodial, err := ed25519.GenerateKey(rand.Reader)
+	now := s.Now().UTC()
+	pendingKey := strings.Join([]string{scid, latest.Metadata.VersionID, webvh.Multikey(signer.Public().(ed25519.PublicKey)), s.Issuer}, "|")
+	custodial, at, err := pendingMoves.get(pendingKey, now, latest.Metadata.VersionTime)
 	if err != nil {
 		return nil, err
 	}
-	now := s.Now().UTC()
-	at := now.Truncate(time.Second)
-	if last := latest.Metadata.VersionTime; !at.After(last) {
-		at = last.Add(time.Second) // versionTime must grow; within the clock skew allowed
-	}
+	custodialPub := custodial.Public().(ed25519.PublicKey)
 	moved, err := identity.AppendMove(l, s.Issuer, custodialPub, identity.WitnessConfig(ids), signer, at)
 	if err != nil {
 		return nil, fmt.Errorf("move the account's DID: %w", err)
@@ -301,9 +300,8 @@ func (s *Service) importWebVH(ctx context.Context, op *Opened, opt ImportOptions
 		row.Escrow, prev = local.Escrow, local.Version
 	}
 	err = s.Store.InTx(ctx, func(ctx context.Context) error {
-		if err := s.putAccount(ctx, a, existing, handle); err != nil {
-			return err
-		}
+		// The log and its did.log event first: peers learn the new home
+		// and its key before the account's events signed with that key.
 		ok, err := s.Store.PutDIDLog(ctx, row, prev)
 		if err != nil {
 			return err
@@ -311,15 +309,75 @@ func (s *Service) importWebVH(ctx context.Context, op *Opened, opt ImportOptions
 		if !ok {
 			return ErrMoveRace
 		}
-		if err := s.writeData(ctx, a, &doc, existing != nil, out, now); err != nil {
+		if err := s.Store.AppendEvent(ctx, DIDLogEvent, accountDID, now, map[string]any{"scid": scid}); err != nil {
 			return err
 		}
-		return s.Store.AppendEvent(ctx, DIDLogEvent, accountDID, now, map[string]any{"scid": scid})
+		if err := s.putAccount(ctx, a, existing, handle); err != nil {
+			return err
+		}
+		return s.writeData(ctx, a, &doc, existing != nil, out, now)
 	})
 	if err != nil {
 		return nil, err
 	}
+	pendingMoves.done(pendingKey)
 	return out, nil
+}
+
+// pendingMoves keeps, for a day, the custodial key and versionTime of each
+// move entry this process built, by SCID, previous versionId, signer and
+// destination, so that an import retried after its witnesses fell short of
+// the threshold signs the very same entry: the witnesses that signed the
+// first attempt see it again, not a fork that they would refuse for good.
+var pendingMoves = &moveCache{m: map[string]pendingMove{}}
+
+type pendingMove struct {
+	key  ed25519.PrivateKey
+	at   time.Time
+	made time.Time
+}
+
+type moveCache struct {
+	mu sync.Mutex
+	m  map[string]pendingMove
+}
+
+const (
+	pendingMoveTTL = 24 * time.Hour
+	maxPendingMove = 1000
+)
+
+// get returns the key and time of the pending move k, or makes them: a
+// fresh custodial key, and now (after the previous entry's time).
+func (c *moveCache) get(k string, now, last time.Time) (ed25519.PrivateKey, time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.m[k]; ok && now.Sub(p.made) < pendingMoveTTL {
+		return p.key, p.at, nil
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	at := now.Truncate(time.Second)
+	if !at.After(last) {
+		at = last.Add(time.Second) // versionTime must grow; within the clock skew allowed
+	}
+	if len(c.m) >= maxPendingMove {
+		for x, p := range c.m {
+			if now.Sub(p.made) >= pendingMoveTTL || len(c.m) >= maxPendingMove {
+				delete(c.m, x)
+			}
+		}
+	}
+	c.m[k] = pendingMove{key: priv, at: at, made: now}
+	return priv, at, nil
+}
+
+func (c *moveCache) done(k string) {
+	c.mu.Lock()
+	delete(c.m, k)
+	c.mu.Unlock()
 }
 
 // DIDLogEvent is the type of the federation event that carries an

@@ -1,6 +1,7 @@
 package portable_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -55,6 +56,8 @@ func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f
 type witnesses struct {
 	keys []ed25519.PrivateKey
 	fail error
+	// offered records every log the witnesses were asked to sign.
+	offered [][]byte
 }
 
 func newWitnesses(t *testing.T) *witnesses {
@@ -78,6 +81,7 @@ func (w *witnesses) ids(context.Context) ([]string, error) {
 }
 
 func (w *witnesses) collect(_ context.Context, log, _ []byte) ([]byte, error) {
+	w.offered = append(w.offered, append([]byte(nil), log...))
 	if w.fail != nil {
 		return nil, w.fail
 	}
@@ -109,7 +113,7 @@ func TestImportWebVHRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := src.Accounts.SigningKey(a)
+	key, err := src.Accounts.SigningKey(ctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +195,11 @@ func TestImportWebVHRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every attempt offered the very same move entry: witnesses that signed
+	// an attempt short of its threshold see it again, not a fork.
+	if n := len(w.offered); n != 3 || !bytes.Equal(w.offered[0], w.offered[1]) || !bytes.Equal(w.offered[1], w.offered[2]) {
+		t.Fatalf("the %d attempts offered different move entries", n)
+	}
 	if im.Log == nil || im.Log.FromHome != "https://a.example" || im.Log.Version != 3 || len(im.Log.Witnesses) != 2 || im.Log.CloudUnverified == "" {
 		t.Fatalf("import: %+v", im.Log)
 	}
@@ -203,7 +212,7 @@ func TestImportWebVHRefusals(t *testing.T) {
 		t.Fatalf("the account on B: %+v %v", acct, err)
 	}
 	// The custodial key sealed on B is the move entry's first update key.
-	k, err := dst.Accounts.SigningKey(acct)
+	k, err := dst.Accounts.SigningKey(ctx, acct)
 	if err != nil {
 		t.Fatal(err)
 	}

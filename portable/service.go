@@ -83,7 +83,7 @@ func (s *Service) Export(ctx context.Context, accountDID, passphrase string, inc
 	if a.Status != identity.StatusActive && a.Status != identity.StatusDisabled {
 		return nil, fmt.Errorf("%w: account %s is %s", ErrNotHome, a.Handle, a.Status)
 	}
-	key, err := s.Accounts.SigningKey(a)
+	key, err := s.Accounts.SigningKey(ctx, a)
 	if err != nil {
 		return nil, err
 	}

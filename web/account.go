@@ -204,6 +204,7 @@ func (h *Handler) api(fn func(w http.ResponseWriter, r *http.Request) (any, erro
 		}
 		var ae *apiError
 		var ve *identity.ValidationError
+		setRetryAfter(w, err)
 		switch {
 		case errors.As(err, &ae):
 			if ae.status == http.StatusServiceUnavailable {
@@ -248,11 +249,11 @@ func (h *Handler) reauth(r *http.Request, m *me, password string) error {
 	if password == "" {
 		return errReauth
 	}
-	if _, err := h.Accounts.Authenticate(r.Context(), m.acct.Handle, password); err != nil {
+	if _, err := h.recheckPassword(r, password); err != nil {
 		if errors.Is(err, identity.ErrBadCredentials) {
 			return &apiError{http.StatusForbidden, "reauth_failed", "wrong password"}
 		}
-		return h.errUnavailable(r, "password check", err)
+		return err // over budget, or the 503 answer (signin_limits.go)
 	}
 	return h.Sessions.Store.ReauthSession(r.Context(), m.sess.IDHash, h.Now().UTC())
 }
@@ -283,6 +284,9 @@ var flashes = map[string]string{
 	"passkey-added":   "Your passkey is added: you can sign in with it from now on.",
 	"passkey-renamed": "The passkey is renamed.",
 	"passkey-removed": "The passkey is removed: it can no longer sign you in.",
+	"mfa-added":       "Your authenticator app is set up.",
+	"mfa-removed":     "The authenticator app is removed.",
+	"mfa-required":    "Your second-factor setting is saved.",
 	"peer-revoked":    "That cloud can no longer sign you in, and it forgets your account unless your sharing setting shares it with every cloud.",
 }
 
@@ -292,6 +296,7 @@ func (h *Handler) formError(w http.ResponseWriter, r *http.Request, err error, s
 	var ve *identity.ValidationError
 	msg := ""
 	status := http.StatusBadRequest
+	setRetryAfter(w, err)
 	switch {
 	case errors.As(err, &ae):
 		msg, status = ae.msg, ae.status
@@ -634,6 +639,11 @@ var activityKinds = []struct{ Value, Label string }{
 	{privacy.ActivityRevoked, "Access revoked"}, {"settings.updated", "Settings changed"}, {"profile.updated", "Profile changed"},
 	{"password.changed", "Password changed"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
 	{"passkey.added", "Passkey added"}, {"passkey.removed", "Passkey removed"},
+	{ActivityMFAAdded, "Second factor added"}, {ActivityMFARemoved, "Second factor removed"},
+	{ActivityRecoveryCodes, "Recovery codes made"}, {ActivityRecoveryCodeUsed, "Recovery code used"},
+	{ActivityMFARequired, "Second-factor requirement changed"},
+	{ActivityRecovered, "Account recovered here with the recovery kit"}, {ActivityKitRotated, "Recovery kit replaced"},
+	{ActivityUpgraded, "Identifier upgraded to did:webvh"}, {"custodial_key.rotated", "This cloud's key for your identifier replaced"},
 	{"subject.disclosed", "Another cloud learned your identifier for a service"},
 	{privacy.ActivityPeerGranted, "Cloud allowed to sign you in"}, {privacy.ActivityPeerRevoked, "Cloud no longer signs you in"},
 }
@@ -923,17 +933,17 @@ func (h *Handler) apiPutPrivacy(w http.ResponseWriter, r *http.Request) (any, er
 // --- security ---
 
 func (h *Handler) pageSecurity(w http.ResponseWriter, r *http.Request) error {
-	h.page(w, r, "security", "account_security", h.passkeyData(r))
+	h.page(w, r, "security", "account_security", h.securityData(r))
 	return nil
 }
 
 func (h *Handler) changePassword(r *http.Request, current_, next string) error {
 	m := current(r)
-	if _, err := h.Accounts.Authenticate(r.Context(), m.acct.Handle, current_); err != nil {
+	if _, err := h.recheckPassword(r, current_); err != nil {
 		if errors.Is(err, identity.ErrBadCredentials) {
 			return &apiError{http.StatusForbidden, "reauth_failed", "the current password is wrong"}
 		}
-		return h.errUnavailable(r, "password check", err)
+		return err // over budget, or the 503 answer (signin_limits.go)
 	}
 	if err := h.Accounts.SetPassword(r.Context(), m.acct.DID, next); err != nil {
 		return err
@@ -977,11 +987,11 @@ func (h *Handler) pageData(w http.ResponseWriter, r *http.Request) error {
 // and keeps the DID and handle as a tombstone.
 func (h *Handler) deleteAccount(r *http.Request, password string) error {
 	m := current(r)
-	if _, err := h.Accounts.Authenticate(r.Context(), m.acct.Handle, password); err != nil {
+	if _, err := h.recheckPassword(r, password); err != nil {
 		if errors.Is(err, identity.ErrBadCredentials) {
 			return &apiError{http.StatusForbidden, "reauth_failed", "wrong password"}
 		}
-		return h.errUnavailable(r, "password check", err)
+		return err // over budget, or the 503 answer (signin_limits.go)
 	}
 	queue := h.endingSignIns(r.Context(), m.acct.DID, "")
 	return h.Privacy.InTx(r.Context(), func(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -33,7 +34,8 @@ var embedded embed.FS
 // pages are parsed at start-up, each as base + page.
 var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "peer_consent", "logout", "logged_out",
 	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
-	"account_security", "account_data", "account_deleted", "moved", "imported", "recovery_kit", "account_recovery"}
+	"account_security", "account_data", "account_deleted", "moved", "imported", "recovery_kit", "account_recovery", "recover", "recover_done",
+	"login_second_factor", "account_mfa_codes", "too_many"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
@@ -49,7 +51,7 @@ func ParseTemplates(dir string) (Templates, error) {
 	for _, p := range pages {
 		files := []string{"templates/base.html", "templates/" + p + ".html"}
 		if strings.HasPrefix(p, "account") {
-			files = append(files, "templates/account_nav.html")
+			files = append(files, "templates/account_nav.html", "templates/account_mfa.html")
 		}
 		t, err := template.New(p).ParseFS(fsys, files...)
 		if err != nil {
@@ -86,6 +88,18 @@ type Handler struct {
 	SecureCookies bool
 	Now           func() time.Time
 	Limits        *limits.Limits
+	// DeviceKey is the key of the known-device cookie's MAC, the same on
+	// every replica (signin_limits.go); empty: a key of this process.
+	DeviceKey []byte
+	// OnLockout is told when failures start slowing sign-ins to an
+	// account (to mail the person); nil tells nobody.
+	OnLockout func(ctx context.Context, a *identity.Account, n LockoutNotice)
+	// ResetPath is the page to choose a new password, linked from the
+	// 429 page; empty links none.
+	ResetPath string
+
+	deviceKeyOnce    sync.Once
+	processDeviceKey []byte
 	// PrivacySvc applies settings changes and revocations.
 	PrivacySvc *privacy.Service
 	// Events records what peers replicate (account.deleted…); nil records
@@ -110,24 +124,40 @@ type Handler struct {
 	// EndingSignIns prepares the logout tokens owed to services when a
 	// person's sign-in with them ends (backchannel.go); nil tells nobody.
 	EndingSignIns func(ctx context.Context, did, clientID string) (queue func(ctx context.Context) error)
+
+	// The federation, for recovery at this cloud and the person's key
+	// changes (recover.go, recovery.go). LatestDIDLog returns the latest
+	// witnessed log (and did-witness.json) of a SCID held here or by a peer
+	// (nil: this cloud's copy only); MemberWitnesses the witness ids of the
+	// commons; CollectWitness the did-witness.json of a new log (existing:
+	// the file so far). Without the last two, moves and kit rotations are
+	// refused.
+	LatestDIDLog    func(ctx context.Context, scid string) (log, witness []byte, err error)
+	MemberWitnesses func(ctx context.Context) ([]string, error)
+	CollectWitness  func(ctx context.Context, log, existing []byte) ([]byte, error)
 }
 
 // Mount adds the routes to r.
 func (h *Handler) Mount(r chi.Router) {
+	if h.Limits != nil && h.Limits.Page == nil {
+		h.Limits.Page = h.TooManyPage
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(SecurityHeaders)
 		r.Method(http.MethodGet, "/", h.wrap(h.home))
 		r.Method(http.MethodGet, "/signup", h.wrap(h.signupForm))
 		r.With(crossOrigin, h.Limits.PerIP(20, time.Hour, false)).Method(http.MethodPost, "/signup", h.wrap(h.signup))
 		r.Method(http.MethodGet, "/login", h.wrap(h.loginForm))
-		r.With(crossOrigin, h.Limits.PerIP(30, time.Minute, false), h.Limits.PerFormField("username", 10, 5*time.Minute)).
-			Method(http.MethodPost, "/login", h.wrap(h.login))
+		// The password's budgets are spent in the handler (signin_limits.go).
+		r.With(crossOrigin, h.Limits.PerIP(30, time.Minute, false)).Method(http.MethodPost, "/login", h.wrap(h.login))
 		h.mountAccount(r)
 		h.mountPortable(r)
 		r.Get("/dids/{did}", h.accountDIDDocument)
 		h.mountDIDLogs(r)
 		h.mountPasskeys(r)
+		h.mountSecondFactors(r)
 		h.mountRecovery(r)
+		h.mountRecover(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})
@@ -138,7 +168,7 @@ func crossOrigin(next http.Handler) http.Handler {
 }
 
 // scriptPages load /static/passkey.js; no other page runs script.
-var scriptPages = map[string]bool{"/login": true, "/account/security": true}
+var scriptPages = map[string]bool{"/login": true, "/account/security": true, secondFactorPath: true}
 
 // SecurityHeaders sets the headers every page carries. form-action also
 // allows http(s) targets because browsers apply it to the redirects that
@@ -169,7 +199,7 @@ func (e *httpError) Error() string { return e.msg }
 func (h *Handler) wrap(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := fn(w, r)
-		if err == nil {
+		if err == nil || h.renderTooMany(w, r, err) {
 			return
 		}
 		var he *httpError

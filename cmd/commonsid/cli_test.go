@@ -42,11 +42,11 @@ func (e env) must(t testing.TB, stdin string, args ...string) string {
 }
 
 func sqliteEnv(t testing.TB) env {
-	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off"}
+	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off", "COMMONSID_ADMIN_ADDR": "off"}
 }
 
 func postgresEnv(t testing.TB) env {
-	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_DB": testpg.DSN(t), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off"}
+	return env{"COMMONSID_DATA": filepath.Join(t.TempDir(), "data"), "COMMONSID_DB": testpg.DSN(t), "COMMONSID_LOG_LEVEL": "warn", "COMMONSID_RATE_LIMIT": "off", "COMMONSID_ADMIN_ADDR": "off"}
 }
 
 func lastLine(s string) string {
@@ -89,7 +89,7 @@ func TestUserLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			k, err := cl.accounts.SigningKey(a)
+			k, err := cl.accounts.SigningKey(context.Background(), a)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/did"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/internal/safehttp"
+	"github.com/onecommons/commonsid/mail"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/store/sqlstore"
 )
@@ -53,6 +55,13 @@ type Config struct {
 	// comma-separated) every client may ask access tokens for.
 	Resources string
 
+	// TrustedProxies lists the reverse proxies (CIDR, comma-separated)
+	// whose Forwarded / X-Forwarded-For headers name the client.
+	TrustedProxies string
+	// SMTP is the mail server's URL (mail.ParseURL); empty writes mail to
+	// the data folder's outbox.
+	SMTP string
+
 	// ChangeIssuer lets `serve` rename a cloud whose recorded issuer
 	// others already depend on (see resolveIssuer).
 	ChangeIssuer bool
@@ -62,6 +71,9 @@ type Config struct {
 	issuerGiven bool
 	// serving is set for `serve`, which records the issuer.
 	serving bool
+	// exclusive is set for `keys rotate-kek`: it takes the cloud's lock
+	// alone (sqlstore.DB.LockCloud), refusing while anything else runs.
+	exclusive bool
 	// mustExist is set for read-only commands: a data folder or database
 	// that holds no cloud is reported, not created.
 	mustExist bool
@@ -71,6 +83,15 @@ type Config struct {
 	// PprofAddr is COMMONSID_PPROF_ADDR: host:port of the profiling
 	// listener, empty for none.
 	PprofAddr string
+	// AdminAddr is --admin-addr (COMMONSID_ADMIN_ADDR): host:port of the
+	// admin API listener (admin_serve.go), "off" for none.
+	AdminAddr string
+	// AdminToken is COMMONSID_ADMIN_TOKEN, or the first line of the file
+	// COMMONSID_ADMIN_TOKEN_FILE names.
+	AdminToken string
+	// PublicMetrics is COMMONSID_PUBLIC_METRICS: whether the public
+	// listener serves /metrics too (the admin listener always does).
+	PublicMetrics bool
 
 	// fromEnv maps a flag to the COMMONSID_* variable its value came
 	// from; envErrs are the variables that do not parse; flagsGiven are
@@ -344,6 +365,9 @@ func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
 	c.BackchannelRetry = c.envOnlyDuration(env, "COMMONSID_BACKCHANNEL_RETRY", 0)
 	c.envOnlyDuration(env, "COMMONSID_DID_WITNESS_INTERVAL", 0)
 	c.PprofAddr = env("COMMONSID_PPROF_ADDR")
+	c.stringVar(fs, env, &c.TrustedProxies, "trusted-proxies", "COMMONSID_TRUSTED_PROXIES", "", "reverse proxies (CIDR, comma-separated) whose Forwarded / X-Forwarded-For name the client address used by the per-IP limits and the activity log")
+	c.stringVar(fs, env, &c.SMTP, "smtp", "COMMONSID_SMTP", "", "mail server, smtp://user:pass@host:587?from=id@example.org (STARTTLS) or smtps://…:465; empty: mail is written to the data folder's mail/ outbox")
+	c.adminFlags(fs, env) // admin_serve.go
 }
 
 // envDuration reads a duration variable that serveFlags has already
@@ -408,9 +432,18 @@ func (c *Config) Validate(serving bool) error {
 		if _, err := c.Limits(); err != nil {
 			errs = append(errs, err)
 		}
+		if _, err := httpx.ParseTrustedProxies(c.TrustedProxies); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", c.settingName("trusted-proxies"), err))
+		}
+		if c.SMTP != "" {
+			if _, err := mail.ParseURL(c.SMTP); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v", c.settingName("smtp"), err))
+			}
+		}
 		if c.CodeTTL > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("%s must be at most 10m (RFC 6749 §4.1.2)", n("code-ttl")))
 		}
+		errs = append(errs, c.validateAdmin()...) // admin_serve.go
 		if c.PprofAddr != "" {
 			if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
 				errs = append(errs, fmt.Errorf("COMMONSID_PPROF_ADDR %q must be host:port", c.PprofAddr))

@@ -108,7 +108,7 @@ func TestDIDHome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	custodial, err := clA.accounts.SigningKey(acctA)
+	custodial, err := clA.accounts.SigningKey(ctx, acctA)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func (w *didWitness) update(ctx context.Context, members *webvh.Witness, l *iden
 		if a.HomeIssuer != w.cl.cfg.Issuer || (a.Status != identity.StatusActive && a.Status != identity.StatusDisabled) {
 			return nil // moved away, or deleted: the log is no longer this cloud's to extend
 		}
-		key, err := w.cl.accounts.SigningKey(a)
+		key, err := w.cl.accounts.SigningKey(ctx, a)
 		if err != nil {
 			return err
 		}

@@ -68,7 +68,7 @@ func startServe(t testing.TB, dataDir string, extraEnv ...string) *proc {
 	base := "http://127.0.0.1:" + port
 	cmd := exec.Command(binary(t), "serve")
 	cmd.Env = append(os.Environ(), "COMMONSID_DATA="+dataDir, "COMMONSID_ADDR=127.0.0.1:"+port,
-		"COMMONSID_ISSUER="+base, "COMMONSID_LOG_LEVEL=warn", "COMMONSID_RATE_LIMIT=off")
+		"COMMONSID_ISSUER="+base, "COMMONSID_LOG_LEVEL=warn", "COMMONSID_RATE_LIMIT=off", "COMMONSID_ADMIN_ADDR=off")
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -163,7 +163,7 @@ func TestDurabilitySIGKILL(t *testing.T) {
 			t.Errorf("acknowledged account %s lost: %v", h, err)
 			continue
 		}
-		if _, err := cl.accounts.SigningKey(a); err != nil {
+		if _, err := cl.accounts.SigningKey(ctx, a); err != nil {
 			t.Errorf("account %s: custodial key unusable: %v", h, err)
 		}
 	}

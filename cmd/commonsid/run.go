@@ -49,7 +49,7 @@ func commands() []command {
 		{"serve", "run the identity provider", runServe},
 		{"migrate", "apply or list database migrations (up, status)", runMigrate},
 		{"user", "manage accounts (create, list, show, disable, enable, delete)", runUser},
-		{"keys", "manage the cloud's signing keys (list, rotate, retire)", runKeys},
+		{"keys", "manage the cloud's signing keys (list, rotate, retire) and rotate its key-encryption key", runKeys},
 		{"client", "manage services (create, list, show, delete)", runClient},
 		{"export", "export an account to a signed, encrypted file", runExport},
 		{"import", "import an account from an export file; this cloud becomes its home", runImport},
@@ -68,6 +68,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nGlobal flags, before or after the command: --%s (each takes a value;\n", strings.Join(GlobalFlags, ", --"))
 	fmt.Fprintln(w, "the COMMONSID_* variables set their defaults). Run 'commonsid <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nOn a remote cloud, through its admin API: commonsid --url URL [--admin-token-file F] user|client|peer|keys list|show|...")
+	fmt.Fprintln(w, "(or COMMONSID_ADMIN_URL; see docs/operations.md, Admin API).")
 }
 
 // hoistGlobalFlags moves the global flags given before the command (the
@@ -143,6 +145,9 @@ func runEnv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if len(args) == 0 {
 		usage(stderr)
 		return exitUsage
+	}
+	if code, ok := runRemote(ctx, c, args); ok { // remote.go: --url, the admin API
+		return code
 	}
 	args, err := hoistGlobalFlags(args)
 	if err != nil {

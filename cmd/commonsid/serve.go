@@ -22,6 +22,7 @@ import (
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/demo"
+	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/privacy"
@@ -73,6 +74,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	lim, _ := cfg.Limits()
+	// The failure budgets of sign-in live in the database: every replica
+	// on it shares them.
+	lim.Failures = cl.db
+	trusted, _ := httpx.ParseTrustedProxies(cfg.TrustedProxies) // checked by Validate
+	sender, err := openMail(cfg, log)
+	if err != nil {
+		return err
+	}
 	sessions := &identity.Sessions{Store: cl.db, Accounts: cl.db, Now: time.Now}
 	// Passkeys: the relying party is the issuer's host, its origin the issuer.
 	webAuthn, err := web.NewWebAuthn(cfg.Issuer)
@@ -84,6 +93,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		PrivacySvc: &privacy.Service{Store: cl.db, Grants: cl.db, Now: time.Now},
 		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) },
 		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable(), Events: cl.db}
+	pages.DeviceKey = deviceKey(secret)
+	pages.OnLockout = lockoutMailer(sender, cfg.Issuer, log)
 	fed := cl.federation()
 	if n, err := upgradeReplicaSecrets(ctx, cl, log); err != nil {
 		return err
@@ -159,6 +170,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
 		Areas: []server.Mounter{pages, provider, fed}, Collectors: cfg.outboundCollectors(log),
+		TrustedProxies:  trusted,
+		NoPublicMetrics: !cfg.PublicMetrics,
 	}
 	h, err := srv.Handler()
 	if err != nil {
@@ -195,6 +208,15 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		go ps.Serve(pl)
 		defer ps.Close()
 		log.Info("profiling", "addr", pl.Addr().String())
+	}
+	// The admin API, /metrics and pprof on their own listener (admin_serve.go).
+	adminSrv, err := startAdmin(cl, cfg, fed, provider, srv.Registry, log)
+	if err != nil {
+		hs.Close()
+		return err
+	}
+	if adminSrv != nil {
+		defer adminSrv.Close()
 	}
 	if cfg.Demo {
 		ds, err := startDemo(ctx, cl, cfg, ln.Addr().(*net.TCPAddr), log)
@@ -241,6 +263,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if adminSrv != nil {
+		// Served while the public listener drained; what is left (a
+		// profile being taken) is cut at the same deadline.
+		adminSrv.Shutdown(sctx)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

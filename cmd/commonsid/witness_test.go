@@ -176,7 +176,7 @@ func TestResolveWhileHomeDown(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, err := clA.accounts.SigningKey(acct)
+		key, err := clA.accounts.SigningKey(ctx, acct)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,11 +37,13 @@ func (d *DB) CreateAccountWithDIDLog(ctx context.Context, a *identity.Account, l
 		if !ok {
 			return fmt.Errorf("DID log %s: %w", l.SCID, &store.DuplicateError{Entity: "DID log", Field: "scid"})
 		}
+		// did.log first: peers hold the log (from the authenticated feed)
+		// before they check the account's signature on its other events.
 		now := time.Now().UTC()
-		if err := d.AppendEvent(ctx, "account.created", a.DID, now, nil); err != nil {
+		if err := d.AppendEvent(ctx, "did.log", a.DID, now, map[string]any{"scid": l.SCID}); err != nil {
 			return err
 		}
-		return d.AppendEvent(ctx, "did.log", a.DID, now, map[string]any{"scid": l.SCID})
+		return d.AppendEvent(ctx, "account.created", a.DID, now, nil)
 	})
 }
 
@@ -255,4 +257,22 @@ func nonNilBytes(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// ForgetDIDLog removes the log of a deleted account, its DIDs and the head
+// witnessed for its SCID, in one transaction.
+func (d *DB) ForgetDIDLog(ctx context.Context, accountDID string) error {
+	return d.InTx(ctx, func(ctx context.Context) error {
+		q := d.q(ctx)
+		if _, err := q.ExecContext(ctx, `DELETE FROM witnessed_logs WHERE scid IN (SELECT scid FROM did_logs WHERE account_did = $1)`, accountDID); err != nil {
+			return fmt.Errorf("forget witnessed log: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM did_logs WHERE account_did = $1`, accountDID); err != nil {
+			return fmt.Errorf("forget DID log: %w", err)
+		}
+		if _, err := q.ExecContext(ctx, `DELETE FROM account_dids WHERE account_did = $1`, accountDID); err != nil {
+			return fmt.Errorf("forget DIDs: %w", err)
+		}
+		return nil
+	})
 }

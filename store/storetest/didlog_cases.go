@@ -51,8 +51,8 @@ func testDIDLogStore(t *testing.T, s Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != 2 || evs[0].Type != "account.created" || evs[1].Type != "did.log" ||
-			evs[1].AccountDID != a.DID || evs[1].Payload["scid"] != "QmDora" {
+		if len(evs) != 2 || evs[0].Type != "did.log" || evs[1].Type != "account.created" ||
+			evs[0].AccountDID != a.DID || evs[0].Payload["scid"] != "QmDora" {
 			t.Fatalf("events of the creation: %+v", evs)
 		}
 	}
@@ -217,5 +217,31 @@ func testDIDLogStore(t *testing.T, s Store) {
 	}
 	if page, err := s.ListDIDLogsHomedAt(ctx, "https://b.example", "", 10); err != nil || len(page) != 1 || page[0].SCID != "QmDora" {
 		t.Fatalf("logs homed at b.example: %v %v", page, err)
+	}
+
+	// A deleted account's log, DIDs and witnessed head are forgotten; the
+	// others' stay.
+	wl := &federation.WitnessedLog{SCID: "QmDora", DID: l.DID, VersionNumber: 1, VersionID: "1-QmD", EntryHash: "QmD",
+		Log: []byte("{}\n"), Peer: "https://a.example", UpdatedAt: at}
+	if ok, err := s.PutWitnessedLog(ctx, wl, ""); err != nil || !ok {
+		t.Fatalf("witnessed head: %v %v", ok, err)
+	}
+	if err := s.ForgetDIDLog(ctx, a.DID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetDIDLog(ctx, a.DID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the forgotten log: %v", err)
+	}
+	if _, err := s.WitnessedLog(ctx, "QmDora"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the forgotten witnessed head: %v", err)
+	}
+	if dids, err := s.AccountDIDs(ctx, a.DID); err != nil || len(dids) > 1 {
+		t.Fatalf("DIDs after forgetting: %v %v", dids, err)
+	}
+	if page, err := s.ListDIDLogsHomedAt(ctx, "https://p.example", "", 10); err != nil || len(page) != len(want) {
+		t.Fatalf("the other logs after forgetting one: %v %v", page, err)
+	}
+	if err := s.ForgetDIDLog(ctx, a.DID); err != nil {
+		t.Fatalf("forgetting again: %v", err)
 	}
 }

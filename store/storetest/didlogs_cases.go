@@ -45,7 +45,7 @@ func testDIDLogs(t *testing.T, s Store) {
 		t.Error("the account's DID is not portable")
 	}
 	// The person signatures verify against the logged document.
-	k, err := svc.SigningKey(a)
+	k, err := svc.SigningKey(ctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
