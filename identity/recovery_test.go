@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cosmos/go-bip39"
 
@@ -263,5 +264,65 @@ func TestRecoveryCustodialKey(t *testing.T) {
 	}
 	if _, err := identity.RecoveryCustodialKey(kit.Seed(), "", "3-Qm1", "https://b.example"); err == nil {
 		t.Fatal("a key without SCID")
+	}
+}
+
+// TestLookupByEveryDID: after the account's log moves to another host
+// (a new DID string, same SCID), the account is found by the new DID as
+// by the first, and its signing key is named under the current DID, whose
+// document lists it.
+func TestLookupByEveryDID(t *testing.T) {
+	db, _ := testdb.SQLite(t)
+	kek, _ := keys.NewKEK(make([]byte, 32))
+	s := identity.NewService(db, kek, "https://a.example")
+	s.DIDMethod, s.DIDLogs = identity.DIDMethodWebVH, db
+	ctx := context.Background()
+	a, kit, err := s.CreateWithRecoveryKit(ctx, identity.CreateParams{Handle: "alice", Password: "correct horse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := db.GetDIDLog(ctx, a.DID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := webvh.Open(row.Log, webvh.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := s.SigningKey(ctx, a)
+	if err != nil || key.DID != a.DID {
+		t.Fatalf("signing key before the move: %+v %v", key, err)
+	}
+	person, err := identity.RecoveryKeyFromPhrase(kit.Phrase())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same custodial key under the new home (only the DID changes).
+	moved, err := identity.AppendMove(l, "https://b.example", key.Private.Public().(ed25519.PublicKey), nil, person, time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := moved.Result()
+	next := *row
+	next.Log, next.Version, next.CurrentDID = moved.Bytes(), res.Metadata.VersionNumber, res.DID
+	if ok, err := db.PutDIDLog(ctx, &next, row.Version); err != nil || !ok {
+		t.Fatalf("store the move: %v %v", ok, err)
+	}
+	if res.DID == a.DID {
+		t.Fatal("the move kept the DID string")
+	}
+	got, err := s.Lookup(ctx, res.DID)
+	if err != nil || got.DID != a.DID {
+		t.Fatalf("lookup by the new DID: %+v %v", got, err)
+	}
+	if got, err := s.Lookup(ctx, a.DID); err != nil || got.DID != a.DID {
+		t.Fatalf("lookup by the first DID: %+v %v", got, err)
+	}
+	key, err = s.SigningKey(ctx, a)
+	if err != nil || key.DID != res.DID || !strings.HasPrefix(key.KeyID, res.DID+"#") {
+		t.Fatalf("signing key after the move: %+v %v", key, err)
+	}
+	if !strings.Contains(string(res.Document), key.KeyID) {
+		t.Fatalf("the current document does not list %s", key.KeyID)
 	}
 }

@@ -228,6 +228,15 @@ func (s *Service) SealPairwiseSecret(didID string, secret []byte) ([]byte, error
 func (s *Service) Lookup(ctx context.Context, ref string) (*Account, error) {
 	ref = strings.TrimSpace(ref)
 	if strings.HasPrefix(ref, "did:") {
+		// Any DID the account has had (a did:webvh DID names its home's
+		// host: a move gives it a new one) leads to the account.
+		if s.DIDLogs != nil {
+			if id, err := s.DIDLogs.AccountForDID(ctx, ref); err == nil {
+				ref = id
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+		}
 		return s.Store.GetAccount(ctx, ref)
 	}
 	if local, home, ok := strings.Cut(ref, "@"); ok && home != "" && !strings.Contains(home, "@") {
