@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -414,8 +413,8 @@ func homedHere(ctx context.Context, cl *cloud, ref string) (*identity.Account, e
 // here: an entry signed by the current custodial key makes a new key
 // updateKeys[0] and the document's verification method (rule 2 lets the
 // cloud do that alone); in one transaction the new key is sealed in the
-// account row and the log stored, with a did.log event. The home's
-// witness worker collects the witness proofs of the entry.
+// account row and the log stored, with a did.log event, once the commons'
+// witnesses have signed the entry.
 func userRotateKey(ctx context.Context, c *cli, args []string) error {
 	cl, fs, err := openForCommand(ctx, c, "user rotate-key", args, nil)
 	if err != nil {
@@ -455,12 +454,19 @@ func userRotateKey(ctx context.Context, c *cli, args []string) error {
 	if len(res.Metadata.UpdateKeys) == 0 || res.Metadata.UpdateKeys[0] != webvh.Multikey(key.Private.Public().(ed25519.PublicKey)) {
 		return fmt.Errorf("the custodial key sealed for %s is not the custodial key of its DID log (version %d)", a.Handle, res.Metadata.VersionNumber)
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	// The new key and the entry's time are derived (from the cloud's KEK,
+	// the SCID and the last entry; the time within the hour), so that a
+	// rotation retried after its witnesses fell short signs the very same
+	// entry: witnesses that signed the first attempt see it again, not a
+	// fork. Nobody without the KEK can derive the key.
+	seed, err := cl.kek.Derive("commonsid/custodial-rotate/v1|"+row.SCID+"|"+res.Metadata.VersionID, ed25519.SeedSize)
 	if err != nil {
 		return err
 	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	pub := priv.Public().(ed25519.PublicKey)
 	now := time.Now().UTC()
-	at := now.Truncate(time.Second)
+	at := now.Truncate(time.Hour)
 	if last := res.Metadata.VersionTime; !at.After(last) {
 		at = last.Add(time.Second)
 	}
@@ -469,12 +475,18 @@ func userRotateKey(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("rotate the custodial key of %s: %w", a.Handle, err)
 	}
 	nres := nl.Result()
+	// Witnessed before anything is stored: peers take only a witnessed log,
+	// and check the account's signatures against the log they hold.
+	witness, err := cl.federation().CollectWitness(ctx, nl.Bytes(), row.Witness)
+	if err != nil {
+		return fmt.Errorf("the witnesses did not sign the new key of %s (nothing changed; try again): %w", a.Handle, err)
+	}
 	sealedKey, _, err := cl.accounts.SealSecrets(&did.Key{DID: a.DID, Private: priv}, secret)
 	if err != nil {
 		return err
 	}
 	next := *row
-	next.Log, next.Version, next.CurrentDID, next.UpdatedAt = nl.Bytes(), nres.Metadata.VersionNumber, nres.DID, now
+	next.Log, next.Witness, next.Version, next.CurrentDID, next.UpdatedAt = nl.Bytes(), witness, nres.Metadata.VersionNumber, nres.DID, now
 	err = cl.db.InTx(ctx, func(ctx context.Context) error {
 		if err := cl.db.UpdateAccount(ctx, a.DID, func(x *identity.Account) error {
 			if !bytes.Equal(x.DIDKeySealed, a.DIDKeySealed) {
@@ -501,7 +513,7 @@ func userRotateKey(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "rotated the custodial key of %s: DID log version %d, key %s (the witnesses' proofs are collected by the running server)\n",
+	fmt.Fprintf(c.stdout, "rotated the custodial key of %s: DID log version %d, key %s, witnessed\n",
 		a.Handle, next.Version, webvh.Multikey(pub))
 	return nil
 }
