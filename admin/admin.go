@@ -186,7 +186,7 @@ func (a *API) HasToken() bool { return a.tokenHash != nil }
 // /admin/v1, all behind authentication.
 func (a *API) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.Recoverer)
+	r.Use(httpx.RequestID, middleware.Recoverer)
 	r.Use(httpx.Bound(func(*http.Request) httpx.Limit {
 		return httpx.Limit{Body: MaxBody, Query: 4096, JSON: true}
 	}))

@@ -15,9 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/metrics"
 	"github.com/onecommons/commonsid/store"
 )
 
@@ -160,6 +162,7 @@ func (f *Federation) brokerCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: brokerCookie, Value: "", Path: "/federation/v1/", MaxAge: -1, HttpOnly: true})
 	if e := q.Get("error"); e != "" {
+		metrics.SignIn(metrics.MethodFederated, metrics.OutcomeBadCredentials)
 		f.errorPage(w, r, http.StatusForbidden, "Not signed in", fmt.Sprintf("Your home cloud answered %q: %s", e, q.Get("error_description")))
 		return
 	}
@@ -170,7 +173,8 @@ func (f *Federation) brokerCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	subject, err := f.redeem(ctx, p, q.Get("code"), st)
 	if err != nil {
-		f.log().WarnContext(ctx, "brokered sign-in failed", "home", p.Issuer, "err", err)
+		metrics.SignIn(metrics.MethodFederated, metrics.OutcomeBadCredentials)
+		f.log().WarnContext(ctx, "brokered sign-in failed", "home", p.Issuer, "err", err, "request_id", middleware.GetReqID(ctx))
 		f.errorPage(w, r, http.StatusBadGateway, "Sign-in failed", "Your home cloud's answer could not be verified. Please try again.")
 		return
 	}

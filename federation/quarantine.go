@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/onecommons/commonsid/internal/metrics"
 )
 
 // The quarantine holds peer events that were refused for a reason that
@@ -162,6 +164,7 @@ func (f *Federation) quarantine(ctx context.Context, p *Peer, it Item, typ, acco
 		return fmt.Errorf("quarantine %s event %d: %w", p.Issuer, it.Seq, err)
 	}
 	f.streams.quarantined.Add(1)
+	metrics.FederationQuarantined(p.Issuer)
 	logReason := reason
 	if account != "" {
 		logReason = strings.ReplaceAll(logReason, account, "<account>")

@@ -19,6 +19,7 @@ import (
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/metrics"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -223,6 +224,8 @@ func (f *Federation) stream(ctx context.Context, p *Peer) error {
 		return err
 	}
 	defer resp.Body.Close()
+	metrics.FederationStream(p.Issuer, true)
+	defer metrics.FederationStream(p.Issuer, false)
 	// What has been read but not applied is bounded in count and bytes.
 	items := make(chan Item, 1024)
 	room := newInflight(8<<20, f.Limits.maxEvent())
@@ -382,8 +385,10 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 	}
 	var skipped []refused
 	if len(batch) > 0 {
+		applied := 0 // fresh events marked applied, for the metrics
 		err := f.Store.InTx(ctx, func(ctx context.Context) error {
 			skipped = skipped[:0]
+			applied = 0
 			seen := map[string]string{} // account → state last written in this batch
 			hold := held.clone()
 			for _, v := range batch {
@@ -400,6 +405,7 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 				if !fresh {
 					continue
 				}
+				applied++
 				if pe.Resyncing {
 					if err := f.markSeen(ctx, p, v.pl); err != nil {
 						return err
@@ -443,6 +449,7 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 			return err
 		}
 		p.Cursor = last
+		metrics.FederationApplied(p.Issuer, applied, time.UnixMicro(batch[len(batch)-1].pl.At))
 	}
 	if len(bad)+len(skipped) == 0 {
 		return nil
@@ -475,6 +482,7 @@ func (f *Federation) reject(ctx context.Context, p *Peer, it Item, reason string
 		return
 	}
 	f.log().Warn("rejected a peer event", "peer", p.Issuer, "seq", it.Seq, "reason", reason)
+	metrics.FederationRejected(p.Issuer)
 	raw, _ := json.Marshal(it)
 	if err := f.Store.RecordRejected(context.WithoutCancel(ctx), &Rejected{Peer: p.Issuer, Seq: it.Seq, Reason: reason, At: f.now(), Event: string(raw)}); err != nil {
 		f.log().Error("record rejected event", "err", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
+	"github.com/onecommons/commonsid/internal/metrics"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -54,6 +55,20 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	dpopTokenType(ar, resp)
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+	metrics.TokenIssued(grantLabel(ar.GetGrantTypes()), ar.GetClient().IsPublic())
+}
+
+// grantLabel names the grant of a token request for the metrics: one of
+// the grant types this provider serves, else "other".
+func grantLabel(gt fosite.Arguments) string {
+	for _, g := range []string{"authorization_code", "refresh_token", "client_credentials",
+		"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer",
+		"urn:ietf:params:oauth:grant-type:device_code"} {
+		if gt.ExactOne(g) {
+			return g
+		}
+	}
+	return "other"
 }
 
 // writeAccessError answers a failed token request. A code or refresh token

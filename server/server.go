@@ -21,6 +21,7 @@ import (
 
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/internal/httpx"
+	appmetrics "github.com/onecommons/commonsid/internal/metrics"
 	"github.com/onecommons/commonsid/keys"
 )
 
@@ -72,9 +73,13 @@ func (s *Server) Handler() (http.Handler, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 	reg.MustRegister(s.Collectors...)
+	reg.MustRegister(appmetrics.Collectors()...)
+	if s.Keys != nil {
+		reg.MustRegister(newKeyAgeCollector(s.Keys))
+	}
 
 	r := chi.NewRouter()
-	r.Use(httpx.TrustProxies(s.TrustedProxies), middleware.RequestID, s.logRequests, m.middleware, middleware.Recoverer)
+	r.Use(httpx.TrustProxies(s.TrustedProxies), httpx.RequestID, s.logRequests, m.middleware, middleware.Recoverer)
 	if strings.HasPrefix(s.Issuer, "https://") {
 		r.Use(hsts)
 	}
@@ -151,12 +156,14 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		level := slog.LevelDebug
+		level := slog.LevelInfo
 		if ww.Status() >= 500 {
 			level = slog.LevelError
 		}
-		if s.Log.Enabled(r.Context(), level) { // debug is off by default: build nothing
-			s.Log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
+		if s.Log.Enabled(r.Context(), level) {
+			// The route pattern, never the path or the query: they can
+			// carry handles, codes and tokens.
+			s.Log.Log(r.Context(), level, "request", "method", r.Method, "route", routeOf(r),
 				"status", ww.Status(), "duration", time.Since(start), "request_id", middleware.GetReqID(r.Context()))
 		}
 	})
@@ -177,9 +184,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "commonsid_http_requests_total", Help: "HTTP requests by route, method and status.",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "commonsid_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Name: "commonsid_http_request_duration_seconds", Help: "HTTP request latency by route pattern, method and status class (2xx, 4xx, 5xx).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"route", "method"}),
+		}, []string{"route", "method", "status"}),
 	}
 	reg.MustRegister(m.inFlight, m.requests, m.duration)
 	return m
@@ -192,11 +199,8 @@ func (m *metrics) middleware(next http.Handler) http.Handler {
 		defer m.inFlight.Dec()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
+		route := routeOf(r)
 		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(ww.Status())).Inc()
-		m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		m.duration.WithLabelValues(route, r.Method, statusClass(ww.Status())).Observe(time.Since(start).Seconds())
 	})
 }

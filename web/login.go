@@ -10,6 +10,7 @@ import (
 
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
+	"github.com/onecommons/commonsid/internal/metrics"
 	"github.com/onecommons/commonsid/privacy"
 )
 
@@ -85,11 +86,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return h.unavailable(w, r, "sign-in", err)
 	}
 	if g.wait > 0 {
+		h.signInFailed(r, metrics.MethodPassword, metrics.OutcomeLimited, username, g.acct)
 		h.TooManyPage(w, r, g.wait)
 		return nil
 	}
 	a, err := h.Accounts.Authenticate(r.Context(), username, r.PostFormValue("password"))
 	if errors.Is(err, identity.ErrBadCredentials) {
+		h.signInFailed(r, metrics.MethodPassword, metrics.OutcomeBadCredentials, username, g.acct)
 		h.failedSignIn(r, g)
 		d := h.loginData(r, returnTo)
 		d["Username"], d["Error"] = username, "Wrong handle or password."
@@ -107,10 +110,12 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		g.noVerdict(r.Context())
 		return h.unavailable(w, r, "sign-in", err)
 	} else if pending {
+		metrics.SignIn(metrics.MethodPassword, metrics.OutcomeSecondFactorRequired)
 		g.succeeded(r.Context())
 		return nil // no session until the second factor (mfa.go)
 	}
 	if g.secondFactor {
+		h.signInFailed(r, metrics.MethodPassword, metrics.OutcomeLimited, username, a)
 		h.TooManyPage(w, r, g.accountWait) // the factor went away meanwhile
 		return nil
 	}
@@ -137,6 +142,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 	if err != nil {
 		return err
 	}
+	metrics.SignIn(signInMethod(detail), metrics.OutcomeSuccess)
 	http.SetCookie(w, &http.Cookie{
 		Name: h.sessionCookie(), Value: tok, Path: "/", Expires: sess.ExpiresAt,
 		HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode,

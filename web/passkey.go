@@ -36,6 +36,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/metrics"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -117,6 +118,14 @@ type passkeyUser struct {
 	acct   *identity.Account
 	handle []byte
 	keys   []*identity.Passkey
+}
+
+// account is the account of u; nil when u is.
+func (u *passkeyUser) account() *identity.Account {
+	if u == nil {
+		return nil
+	}
+	return u.acct
 }
 
 func (u *passkeyUser) WebAuthnID() []byte   { return u.handle }
@@ -296,16 +305,19 @@ func (h *Handler) apiPasskeyLoginFinish(w http.ResponseWriter, r *http.Request) 
 	}
 	if err != nil {
 		h.Log.InfoContext(ctx, "passkey sign-in refused", "reason", reason(err))
+		h.signInFailed(r, metrics.MethodPasskey, metrics.OutcomeBadCredentials, "", user.account())
 		return nil, errPasskeyRefused
 	}
 	if cred.Authenticator.CloneWarning {
 		h.Log.WarnContext(ctx, "passkey sign-in refused: the signature counter did not advance (cloned authenticator?)")
+		h.signInFailed(r, metrics.MethodPasskey, metrics.OutcomeBadCredentials, "", user.account())
 		return nil, errPasskeyRefused
 	}
 	now := h.Now().UTC()
 	err = h.Passkeys.RecordPasskeyUse(ctx, cred.ID, cred.Authenticator.SignCount, cred.Flags.BackupState, now)
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		h.Log.WarnContext(ctx, "passkey sign-in refused", "reason", err.Error())
+		h.signInFailed(r, metrics.MethodPasskey, metrics.OutcomeBadCredentials, "", user.account())
 		return nil, errPasskeyRefused
 	}
 	if err != nil {

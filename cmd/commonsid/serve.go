@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
@@ -169,7 +171,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	go cl.db.ListenTokens(ctx, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
-		Areas: []server.Mounter{pages, provider, fed}, Collectors: cfg.outboundCollectors(log),
+		Areas: []server.Mounter{pages, provider, fed},
+		// The pool statistics of the database: go_sql_* with db_name="commonsid".
+		Collectors:      append(cfg.outboundCollectors(log), collectors.NewDBStatsCollector(cl.db.SQL(), "commonsid")),
 		TrustedProxies:  trusted,
 		NoPublicMetrics: !cfg.PublicMetrics,
 	}

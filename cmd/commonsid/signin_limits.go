@@ -19,7 +19,11 @@ func openMail(cfg *Config, log *slog.Logger) (mail.Sender, error) {
 		log.Info("mail is off: no --smtp and no data folder for the outbox")
 		return nil, nil
 	}
-	return mail.Open(cfg.SMTP, cfg.DataDir, log)
+	s, err := mail.Open(cfg.SMTP, cfg.DataDir, log)
+	if err != nil || s == nil {
+		return s, err
+	}
+	return mail.Metered(s), nil // commonsid_mail_sent_total / _failed_total
 }
 
 // deviceKey derives the key of the known-device cookie from the cloud's

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"sync"
 	"time"
+
+	"github.com/onecommons/commonsid/internal/metrics"
 )
 
 // Policy is the progressive delay of one kind of failure budget: the first
@@ -123,6 +125,7 @@ func (l *Limits) Take(ctx context.Context, p Policy, key string) (*Attempt, time
 		return nil, 0, err
 	}
 	if wait > 0 {
+		metrics.RateLimited("failures:" + p.Name)
 		return nil, wait, nil
 	}
 	return &Attempt{l: l, hash: h, Count: n}, 0, nil

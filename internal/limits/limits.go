@@ -14,9 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/httprate"
 
 	"github.com/onecommons/commonsid/internal/httpx"
+	"github.com/onecommons/commonsid/internal/metrics"
 )
 
 // Limits scales every limit; Off disables them (for load tests).
@@ -60,6 +62,11 @@ func keyByIP(r *http.Request) (string, error) {
 
 func (l *Limits) tooMany(json bool, window time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		metrics.RateLimited("per_ip:" + route)
 		if json {
 			writeJSON429(w)
 			return
