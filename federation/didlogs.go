@@ -35,12 +35,14 @@ package federation
 // former home changes nothing.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/identity"
@@ -86,7 +88,7 @@ func (f *Federation) didLogData(ctx context.Context, account string) (*DIDLogDat
 			"log_bytes", len(l.Log), "witness_bytes", len(l.Witness), "escrow_bytes", len(l.Escrow))
 		return nil, nil
 	}
-	d := &DIDLogData{SCID: l.SCID, Log: string(l.Log), Escrow: l.Escrow}
+	d := &DIDLogData{SCID: l.SCID, Log: string(witnessedPrefix(l.Log, l.Witness, f.now)), Escrow: l.Escrow}
 	if len(l.Witness) > 0 {
 		if !json.Valid(l.Witness) {
 			f.log().WarnContext(ctx, "the stored witness file of a DID log is not JSON; the log is served without it", "did", account, "scid", l.SCID)
@@ -303,4 +305,30 @@ func (f *Federation) logHome(ctx context.Context, account string) (string, bool,
 		return "", false, err
 	}
 	return l.HomeIssuer, true, nil
+}
+
+// witnessedPrefix returns the longest prefix of log that verifies with its
+// witness threshold met: the home may hold a last entry whose witnesses have
+// not all answered yet (its worker retries it), and peers take only
+// witnessed logs, so what it announces is the history the commons already
+// witnessed. A log that does not verify at all is returned as it is (the
+// peer refuses it with the verifier's reason).
+func witnessedPrefix(log, witness []byte, now func() time.Time) []byte {
+	wf := func() ([]byte, error) { return witness, nil }
+	cut := bytes.TrimRight(log, "\n")
+	for range 64 {
+		res, err := webvh.Verify(cut, webvh.Options{Witness: wf, Now: now})
+		if err == nil && res.Metadata.Witnessed {
+			if len(cut) == len(bytes.TrimRight(log, "\n")) {
+				return log
+			}
+			return append(append([]byte(nil), cut...), '\n')
+		}
+		i := bytes.LastIndexByte(cut, '\n')
+		if i < 0 {
+			break
+		}
+		cut = cut[:i]
+	}
+	return log
 }

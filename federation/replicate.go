@@ -358,11 +358,18 @@ func (f *Federation) ApplyBatch(ctx context.Context, p *Peer, items []Item) erro
 		}
 	}
 	last := p.Cursor
+	// The did:webvh logs this page carries, by account: an account's
+	// events after its did.log in the same page are checked against that
+	// log (it is applied only after the whole page is verified).
+	ctx = context.WithValue(ctx, pageLogsKey{}, pageLogs{})
 	for _, it := range items {
 		if it.Seq == 0 || it.Seq <= last {
 			continue // a heartbeat, or already applied
 		}
 		pl, err := f.verify(ctx, p, it)
+		if err == nil && pl.Type == DIDLogEvent {
+			f.notePageLog(ctx, pl)
+		}
 		if err == nil && pe.Epoch != "" && pl.Epoch != pe.Epoch {
 			// A copy of another epoch's event (epoch.go).
 			pl, err = nil, fmt.Errorf("signed for feed epoch %q; the peer's feed is in epoch %q", pl.Epoch, pe.Epoch)
@@ -813,7 +820,42 @@ func (f *Federation) notHomeOf(ctx context.Context, peer, account string) bool {
 	return err == nil && l.HomeIssuer != "" && l.HomeIssuer != peer
 }
 
+type pageLogsKey struct{}
+
+// pageLogs holds the documents of the did:webvh logs a page carries.
+type pageLogs map[string]*did.Document
+
+// notePageLog keeps the current document of the witnessed log a did.log
+// event carries, when the log is the account's own (its SCID is the one
+// of the account's DID).
+func (f *Federation) notePageLog(ctx context.Context, pl *Payload) {
+	m, _ := ctx.Value(pageLogsKey{}).(pageLogs)
+	if m == nil || !pl.Shared || len(pl.Data) == 0 || len(pl.Data) > 4*webvh.DefaultLimits.MaxLogBytes {
+		return
+	}
+	id, err := webvh.ParseDID(pl.Account)
+	if err != nil {
+		return // an upgraded did:key account resolves offline
+	}
+	var d DIDLogData
+	if json.Unmarshal(pl.Data, &d) != nil {
+		return
+	}
+	res, err := webvh.Verify([]byte(d.Log), webvh.Options{Now: f.now, Witness: func() ([]byte, error) { return d.Witness, nil }})
+	if err != nil || !res.Metadata.Witnessed || res.Metadata.SCID != id.SCID {
+		return
+	}
+	if doc, err := did.WebVHDocument(res); err == nil {
+		m[pl.Account] = doc
+	}
+}
+
 func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Document, error) {
+	if m, _ := ctx.Value(pageLogsKey{}).(pageLogs); m != nil {
+		if doc, ok := m[id]; ok {
+			return doc, nil
+		}
+	}
 	// An account whose did:webvh log this cloud holds signs with the key of
 	// that log's accepted head (a move or a key rotation changes it): the
 	// document is the held log's, with no fetch and no stale cache. The

@@ -297,7 +297,7 @@ func TestRotateKeyAndUpgradeDID(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = w.env.must(t, "", "user", "rotate-key", "bob")
-	if !strings.Contains(out, "rotated the custodial key of bob: DID log version 2") {
+	if !strings.Contains(out, "rotated the custodial key of bob: DID log version ") || !strings.Contains(out, "witnessed") {
 		t.Fatalf("rotate-key printed:\n%s", out)
 	}
 	keys2, newCustodial := servedUpdateKeys(t, w.base, bob)

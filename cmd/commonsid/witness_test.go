@@ -17,6 +17,7 @@ import (
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/store"
 )
 
 // TestWitnessBetweenClouds: a running cloud publishes its witness in
@@ -300,6 +301,14 @@ func TestResolveWhileHomeDown(t *testing.T) {
 
 // federationOnly is a federation store without its DID logs.
 type federationOnly struct{ federation.Store }
+
+func (federationOnly) GetDIDLogBySCID(context.Context, string) (*identity.DIDLog, error) {
+	return nil, store.ErrNotFound
+}
+
+func (federationOnly) GetDIDLog(context.Context, string) (*identity.DIDLog, error) {
+	return nil, store.ErrNotFound
+}
 
 // putCopy stores l in db as a replica would, unless db already holds it
 // or a later version.
