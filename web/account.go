@@ -281,6 +281,7 @@ var flashes = map[string]string{
 	"ended": "That device is signed out.", "others": "Every other device is signed out.",
 	"privacy":         "Your privacy settings are saved; they apply from the next sign-in to each service.",
 	"password":        "Your password is changed.",
+	"verify-sent":     "A verification link is on its way to your email address.",
 	"passkey-added":   "Your passkey is added: you can sign in with it from now on.",
 	"passkey-renamed": "The passkey is renamed.",
 	"passkey-removed": "The passkey is removed: it can no longer sign you in.",
@@ -466,6 +467,9 @@ type profileInput struct {
 func (h *Handler) updateProfile(r *http.Request, in profileInput) error {
 	m := current(r)
 	err := h.Accounts.UpdateProfile(r.Context(), m.acct.DID, in.Name, in.Email)
+	if err == nil && in.Email != nil && strings.TrimSpace(*in.Email) != m.acct.Email {
+		h.sendVerificationLogged(r, m.acct.DID) // a new address is verified again
+	}
 	if err == nil {
 		h.Privacy.AppendActivity(r.Context(), &privacy.Activity{AccountDID: m.acct.DID, At: h.Now().UTC(), Kind: "profile.updated",
 			IP: clientIP(r), UserAgent: h.meta(r).UserAgent})
@@ -637,7 +641,7 @@ var activityKinds = []struct{ Value, Label string }{
 	{privacy.ActivityLogin, "Sign-in"}, {privacy.ActivityConsent, "Consent given"}, {privacy.ActivityConsentDenied, "Consent refused"},
 	{privacy.ActivityTokenIssued, "Sign-in to a service"}, {privacy.ActivityRelease, "Data shared"},
 	{privacy.ActivityRevoked, "Access revoked"}, {"settings.updated", "Settings changed"}, {"profile.updated", "Profile changed"},
-	{"password.changed", "Password changed"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
+	{"password.changed", "Password changed"}, {"password.reset", "Password reset"}, {"email.verified", "Email verified"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
 	{"passkey.added", "Passkey added"}, {"passkey.removed", "Passkey removed"},
 	{ActivityMFAAdded, "Second factor added"}, {ActivityMFARemoved, "Second factor removed"},
 	{ActivityRecoveryCodes, "Recovery codes made"}, {ActivityRecoveryCodeUsed, "Recovery code used"},

@@ -23,6 +23,7 @@ import (
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
+	"github.com/onecommons/commonsid/mail"
 	"github.com/onecommons/commonsid/portable"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
@@ -35,7 +36,7 @@ var embedded embed.FS
 var pages = []string{"home", "signup", "signup_done", "error", "login", "consent", "peer_consent", "logout", "logged_out",
 	"account", "account_profile", "account_services", "account_activity", "account_sessions", "account_privacy",
 	"account_security", "account_data", "account_deleted", "moved", "imported", "recovery_kit", "account_recovery", "recover", "recover_done",
-	"login_second_factor", "account_mfa_codes", "too_many"}
+	"login_second_factor", "account_mfa_codes", "too_many", "forgot", "reset", "verify_email"}
 
 // Templates holds one parsed template set per page.
 type Templates map[string]*template.Template
@@ -97,6 +98,10 @@ type Handler struct {
 	// ResetPath is the page to choose a new password, linked from the
 	// 429 page; empty links none.
 	ResetPath string
+	// Mail sends the verification and password-reset links (account_links.go);
+	// nil sends none. Issuer is the cloud's URL the links start with.
+	Mail   mail.Sender
+	Issuer string
 
 	deviceKeyOnce    sync.Once
 	processDeviceKey []byte
@@ -158,6 +163,7 @@ func (h *Handler) Mount(r chi.Router) {
 		h.mountSecondFactors(r)
 		h.mountRecovery(r)
 		h.mountRecover(r)
+		h.mountAccountLinks(r)
 		static, _ := files(h.WebDir)
 		r.Handle("/static/*", http.FileServerFS(static))
 	})
@@ -280,6 +286,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	h.Log.InfoContext(r.Context(), "account created", "via", "signup")
+	h.sendVerificationLogged(r, a.DID)
 	if err := h.applySignupSharing(r, a); err != nil {
 		return err
 	}

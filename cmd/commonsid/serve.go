@@ -97,6 +97,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable(), Events: cl.db}
 	pages.DeviceKey = deviceKey(secret)
 	pages.OnLockout = lockoutMailer(sender, cfg.Issuer, log)
+	// Verification and password-reset links (web/account_links.go).
+	pages.Mail, pages.Issuer, pages.ResetPath = sender, cfg.Issuer, web.ForgotPath
 	fed := cl.federation()
 	if n, err := upgradeReplicaSecrets(ctx, cl, log); err != nil {
 		return err

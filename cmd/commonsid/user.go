@@ -23,7 +23,7 @@ import (
 	"github.com/onecommons/commonsid/web"
 )
 
-const userUsage = "usage: commonsid user create|list|show|disable|enable|delete|rotate-key|upgrade-did [flags] [handle|DID] | moved --statement FILE"
+const userUsage = "usage: commonsid user create|list|show|disable|enable|delete|rotate-key|upgrade-did|reset-password [flags] [handle|DID] | moved --statement FILE"
 
 func runUser(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 {
@@ -46,6 +46,8 @@ func runUser(ctx context.Context, c *cli, args []string) error {
 		return userRotateKey(ctx, c, args)
 	case "upgrade-did":
 		return userUpgradeDID(ctx, c, args)
+	case "reset-password":
+		return userResetPassword(ctx, c, args)
 	}
 	return usagef("unknown user command %q; %s", sub, userUsage)
 }

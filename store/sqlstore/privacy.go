@@ -285,6 +285,7 @@ func (d *DB) ForgetAccount(ctx context.Context, did string) error {
 			`DELETE FROM consents WHERE account_did = $1`,
 			`DELETE FROM activity WHERE account_did = $1`,
 			`DELETE FROM privacy_settings WHERE account_did = $1`,
+			`DELETE FROM account_tokens WHERE account_did = $1`,
 			// The event log keeps revocations (peers still need them)
 			// without the DID, and nothing else of the account.
 			`UPDATE events SET account_did = '' WHERE account_did = $1 AND type = 'token.revoked'`,

@@ -27,6 +27,7 @@ var expiring = []struct{ table, key string }{
 	{"webauthn_ceremonies", "id_hash"},
 	{"pushed_auth_requests", "uri_hash"},
 	{"dpop_jtis", "jti_hash"},
+	{"account_tokens", "token_hash"},
 }
 
 // PurgeExpired deletes what can no longer be used: expired codes, tokens
