@@ -773,7 +773,7 @@ func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *Acco
 			return err
 		}
 	}
-	return nil
+	return f.putReplicaAccess(ctx, d, ad.Access) // access.go
 }
 
 // putReplicaAccount writes a replica, refusing (ErrRejected) one whose

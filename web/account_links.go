@@ -241,6 +241,17 @@ func (h *Handler) sendReset(ctx context.Context, a *identity.Account, req mail.R
 	return h.Mail.Send(ctx, m)
 }
 
+// allGrants is the store's revocation of every code and token of an
+// account (store/sqlstore); false when the store has none.
+func (h *Handler) allGrants() (interface {
+	DeleteAllGrantsOf(ctx context.Context, subject string) (int, error)
+}, bool) {
+	g, ok := h.Accounts.Store.(interface {
+		DeleteAllGrantsOf(ctx context.Context, subject string) (int, error)
+	})
+	return g, ok
+}
+
 func (h *Handler) resetForm(w http.ResponseWriter, r *http.Request) error {
 	t := h.linkToken(r)
 	if t == "" {
@@ -284,16 +295,39 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Accounts.SetPassword(r.Context(), a.DID, pw); err != nil {
 		return err
 	}
-	n, err := h.Sessions.Store.DeleteSessionsOf(r.Context(), a.DID, "")
+	// Whoever held the old password may hold sessions and tokens made with
+	// it: every session ends, and every token given to a service is
+	// revoked (consents stay: the services ask nothing again, they get new
+	// tokens at the next sign-in), with the services' logout tokens queued
+	// in the same transaction, as a revocation on the Services page does.
+	queue := h.endingSignIns(r.Context(), a.DID, "")
+	var sessions, tokens int
+	err = h.Privacy.InTx(r.Context(), func(ctx context.Context) error {
+		if err := queue(ctx); err != nil {
+			return err
+		}
+		if g, ok := h.allGrants(); ok {
+			var err error
+			if tokens, err = g.DeleteAllGrantsOf(ctx, a.DID); err != nil {
+				return err
+			}
+		}
+		var err error
+		if sessions, err = h.Sessions.Store.DeleteSessionsOf(ctx, a.DID, ""); err != nil {
+			return err
+		}
+		return h.Privacy.AppendActivity(ctx, &privacy.Activity{AccountDID: a.DID, At: h.Now().UTC(), Kind: "password.reset",
+			Detail: map[string]any{"sessions_ended": sessions, "tokens_revoked": tokens}, IP: clientIP(r), UserAgent: h.meta(r).UserAgent})
+	})
 	if err != nil {
 		return err
 	}
-	// The account's failure budget starts again: the owner proved themselves.
-	if at, _, err := h.Limits.Take(r.Context(), limits.Account, a.DID); err == nil {
-		at.Clear(r.Context())
+	// The account's failure budgets start again: the owner proved themselves.
+	for _, p := range []limits.Policy{limits.Account, limits.SecondFactor} {
+		if err := h.Limits.Clear(r.Context(), p, accountKey(a.DID)); err != nil {
+			h.Log.WarnContext(r.Context(), "failure budget not cleared", "budget", p.Name, "err", identity.RootCause(err))
+		}
 	}
-	h.Privacy.AppendActivity(r.Context(), &privacy.Activity{AccountDID: a.DID, At: h.Now().UTC(), Kind: "password.reset",
-		Detail: map[string]any{"sessions_ended": n}, IP: clientIP(r), UserAgent: h.meta(r).UserAgent})
 	if h.Mail != nil && a.Email != "" {
 		m, err := mail.Render(mail.KindPasswordChanged, mail.PasswordChanged{Common: h.common(a, a.Email), Request: h.request(r),
 			Link: strings.TrimRight(h.Issuer, "/") + ForgotPath})

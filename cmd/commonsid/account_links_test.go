@@ -86,6 +86,7 @@ func useLink(t *testing.T, b *browser, link string, extra url.Values) *page {
 // UserInfo); the link works once; a changed address is unverified until
 // its own link is opened, and the old address's link verifies nothing.
 func TestVerifiedEmail(t *testing.T) {
+	t.Parallel()
 	e, srv := smtpEnv(t, sqliteEnv(t))
 	l := startLive(t, e)
 	app := newRP(t, l, "mailapp", nil)
@@ -162,6 +163,7 @@ func TestVerifiedEmail(t *testing.T) {
 // followed by the password-changed mail; an expired link is refused; the
 // operator's CLI prints a working link.
 func TestPasswordReset(t *testing.T) {
+	t.Parallel()
 	e, srv := smtpEnv(t, sqliteEnv(t))
 	l := startLive(t, e)
 	const pw, pw2, pw3 = "correct horse battery", "new horse battery staple", "third horse battery"
@@ -251,6 +253,7 @@ func TestPasswordReset(t *testing.T) {
 // TestResetOutbox: without SMTP the reset mail is an .eml file in the
 // data folder's outbox, with the working link in it.
 func TestResetOutbox(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "bob", "--email", "bob@example.net", "--password-stdin")
 	newBrowser(t).post(l.base+"/login/forgot", url.Values{"account": {"bob"}})
