@@ -62,7 +62,6 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Meta", testMeta},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
-		{"ConsentTermsHash", testConsentTermsHash}, // terms_cases.go
 		{"ActivityAndSettings", testActivitySettings},
 		{"ActivityConcurrent", testActivityConcurrent},
 		{"OAuthRequestsConcurrent", testOAuthRequestsConcurrent},
@@ -72,7 +71,6 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
 		{"ChallengesAndPurge", testChallengesPurge},
-		{"PurgeBatches", testPurgeBatches},
 		{"ChallengeBounds", testChallengeBounds},
 		{"PushedRequests", testPushedRequests},
 		{"ReleaseContext", testReleaseContext},
