@@ -121,6 +121,15 @@ type Backend interface {
 	RemovePeer(ctx context.Context, issuer string) error
 }
 
+// AccessBackend is a Backend that also reads and sets contribution levels
+// (package access): GET and PUT /admin/v1/accounts/{ref}/access.
+type AccessBackend interface {
+	ShowAccess(ctx context.Context, ref string) (any, error)
+	// SetAccess gives the account level until the RFC 3339 time until
+	// ("" for basic).
+	SetAccess(ctx context.Context, ref, level, until string) (any, error)
+}
+
 // Config configures the API.
 type Config struct {
 	// Token is the admin token; "" for none. It must be at least
@@ -231,6 +240,24 @@ func (a *API) Handler() http.Handler {
 			}
 			return a.cfg.Backend.ResetPassword(ctx, ref, body.Password)
 		}))
+		if ab, ok := a.cfg.Backend.(AccessBackend); ok {
+			r.Get("/accounts/{ref}/access", a.one(func(ctx context.Context, ref string, _ *http.Request) (any, error) {
+				return ab.ShowAccess(ctx, ref)
+			}))
+			r.Put("/accounts/{ref}/access", a.one(func(ctx context.Context, ref string, r *http.Request) (any, error) {
+				var body struct {
+					Level     string `json:"level"`
+					ExpiresAt string `json:"expires_at"`
+				}
+				if err := decodeBody(r, &body, false); err != nil {
+					return nil, err
+				}
+				if body.Level == "" {
+					return nil, BadRequest("level is required")
+				}
+				return ab.SetAccess(ctx, ref, body.Level, body.ExpiresAt)
+			}))
+		}
 		r.Get("/clients", a.list(a.cfg.Backend.ListClients))
 		r.Get("/clients/{ref}", a.one(func(ctx context.Context, id string, _ *http.Request) (any, error) {
 			return a.cfg.Backend.ShowClient(ctx, id)

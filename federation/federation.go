@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/onecommons/commonsid/access"
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/keys"
@@ -163,6 +164,9 @@ type Federation struct {
 	// peer's did:webvh log moves an account homed here to newHome
 	// (didlogs.go); nil: the account is left as it is.
 	OnMovedAway func(ctx context.Context, accountDID, newHome string) error
+	// Access keeps contribution grants (access.go); nil: account events
+	// carry none and replicas keep none.
+	Access access.Store
 
 	streams      streamState
 	wake         wakeup

@@ -58,6 +58,8 @@ type AccountData struct {
 	// Consents, in privacy.updated events with sharing "all": every
 	// consent the person holds on their home cloud.
 	Consents []ConsentData `json:"consents,omitempty"`
+	// Access is the person's contribution grant (access.go).
+	Access *AccessData `json:"access,omitempty"`
 }
 
 // ConsentData is a consent as peers receive it (sharing "all" only).
@@ -245,6 +247,9 @@ func (f *Federation) build(ctx context.Context, ps *pageState, epoch string, e *
 			if err != nil {
 				return Item{}, err
 			}
+			if ad.Access, err = f.accessData(ctx, acct.DID); err != nil {
+				return Item{}, err
+			}
 			p.Shared, data = true, ad
 		case "privacy.updated":
 			// The whole shareable account: sharing may just have been
@@ -252,6 +257,9 @@ func (f *Federation) build(ctx context.Context, ps *pageState, epoch string, e *
 			// consents too, replacing what peers hold.
 			ad, err := f.accountData(acct, st)
 			if err != nil {
+				return Item{}, err
+			}
+			if ad.Access, err = f.accessData(ctx, acct.DID); err != nil {
 				return Item{}, err
 			}
 			if st.FederationSharing == ShareAll {

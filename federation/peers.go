@@ -149,9 +149,22 @@ func (f *Federation) fetchKeys(ctx context.Context, issuer, jwksURI string) (*jo
 // record of an existing one, keeping its cursor). endpoint, when set, is
 // the base URL its feed is fetched from.
 func (f *Federation) AddPeer(ctx context.Context, issuer, endpoint string) (*Peer, error) {
+	return f.AddPeerWithKeys(ctx, issuer, endpoint, nil)
+}
+
+// AddPeerWithKeys is AddPeer pinning keys (when not nil) instead of the
+// JWKS the cloud serves: the keys of a verified OpenID Federation trust
+// chain (package oidfed).
+func (f *Federation) AddPeerWithKeys(ctx context.Context, issuer, endpoint string, keys *jose.JSONWebKeySet) (*Peer, error) {
 	p, err := f.Discover(ctx, issuer)
 	if err != nil {
 		return nil, err
+	}
+	if keys != nil {
+		if len(keys.Keys) == 0 || len(keys.Keys) > maxKeySetKeys {
+			return nil, fmt.Errorf("%s: a key set of %d keys cannot be pinned", p.Issuer, len(keys.Keys))
+		}
+		p.JWKS = *keys
 	}
 	if endpoint != "" {
 		if p.Endpoint, err = NormalizeIssuer(endpoint); err != nil {

@@ -530,8 +530,12 @@ func (f *Federation) verify(ctx context.Context, p *Peer, it Item) (*Payload, er
 			return nil, fmt.Errorf("%s lacks the account's signature", pl.Type)
 		}
 	}
-	if it.PersonJWS != "" && !f.notHomeOf(ctx, p.Issuer, pl.Account) {
-		doc, err := f.accountDocument(ctx, pl.Account)
+	if it.PersonJWS != "" {
+		held, herr := f.heldLog(ctx, pl.Account)
+		if notHomeOf(held, p.Issuer) {
+			return &pl, nil
+		}
+		doc, err := f.accountDocumentHeld(ctx, pl.Account, held, herr)
 		if err != nil {
 			return nil, fmt.Errorf("account signature: %v", err)
 		}
@@ -769,7 +773,7 @@ func (f *Federation) putReplica(ctx context.Context, p *Peer, d string, ad *Acco
 			return err
 		}
 	}
-	return nil
+	return f.putReplicaAccess(ctx, d, ad.Access) // access.go
 }
 
 // putReplicaAccount writes a replica, refusing (ErrRejected) one whose
@@ -805,19 +809,22 @@ func bareHandle(h string) string {
 	return h
 }
 
-// accountDocument resolves an account's DID, caching did:key and did:jwk
-// documents (they are derived from the DID itself).
-// notHomeOf reports that this cloud holds a did:webvh log of account that
-// names another home than peer: the peer's account events are ignored
+// heldLog is the did:webvh log this cloud holds for account, looked up once
+// per event: store.ErrNotFound when there is none (or no store).
+func (f *Federation) heldLog(ctx context.Context, account string) (*identity.DIDLog, error) {
+	if f.Store == nil {
+		return nil, store.ErrNotFound
+	}
+	return f.Store.GetDIDLog(ctx, account)
+}
+
+// notHomeOf reports that the held did:webvh log (nil when none) names
+// another home than peer: the peer's account events are ignored
 // (applyPayload), so its signature (by a key the account may no longer
 // have) is not checked, and a stale event from an old home is not
 // quarantined.
-func (f *Federation) notHomeOf(ctx context.Context, peer, account string) bool {
-	if f.Store == nil {
-		return false
-	}
-	l, err := f.Store.GetDIDLog(ctx, account)
-	return err == nil && l.HomeIssuer != "" && l.HomeIssuer != peer
+func notHomeOf(held *identity.DIDLog, peer string) bool {
+	return held != nil && held.HomeIssuer != "" && held.HomeIssuer != peer
 }
 
 type pageLogsKey struct{}
@@ -850,7 +857,16 @@ func (f *Federation) notePageLog(ctx context.Context, pl *Payload) {
 	}
 }
 
+// accountDocument resolves an account's DID, caching did:key and did:jwk
+// documents (they are derived from the DID itself).
 func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Document, error) {
+	held, err := f.heldLog(ctx, id)
+	return f.accountDocumentHeld(ctx, id, held, err)
+}
+
+// accountDocumentHeld is accountDocument with the held log (and the error of
+// its lookup) already at hand.
+func (f *Federation) accountDocumentHeld(ctx context.Context, id string, l *identity.DIDLog, lerr error) (*did.Document, error) {
 	if m, _ := ctx.Value(pageLogsKey{}).(pageLogs); m != nil {
 		if doc, ok := m[id]; ok {
 			return doc, nil
@@ -860,9 +876,7 @@ func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Docum
 	// that log's accepted head (a move or a key rotation changes it): the
 	// document is the held log's, with no fetch and no stale cache. The
 	// log's home appends did.log before the events signed with a new key.
-	if f.Store == nil {
-		// no store: no held logs (a Federation used only to read)
-	} else if l, err := f.Store.GetDIDLog(ctx, id); err == nil {
+	if lerr == nil && l != nil {
 		key := id + "@" + strconv.Itoa(l.Version) + "-" + l.CurrentDID
 		f.docMu.Lock()
 		doc, ok := f.docs[key]
@@ -884,8 +898,8 @@ func (f *Federation) accountDocument(ctx context.Context, id string) (*did.Docum
 		f.docs[key] = doc
 		f.docMu.Unlock()
 		return doc, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
+	} else if lerr != nil && !errors.Is(lerr, store.ErrNotFound) {
+		return nil, lerr
 	}
 	f.docMu.Lock()
 	doc, ok := f.docs[id]

@@ -25,11 +25,13 @@ const (
 	KindPasswordChanged Kind = "password-changed"   // PasswordChanged
 	KindLockout         Kind = "lockout"            // Lockout
 	KindNewDeviceSignIn Kind = "new-device-sign-in" // NewDeviceSignIn
+	// KindRecoveryKitSignIn: RecoveryKitSignIn.
+	KindRecoveryKitSignIn Kind = "recovery-kit-sign-in"
 )
 
 // Kinds lists every template, in a stable order.
 func Kinds() []Kind {
-	return []Kind{KindVerifyEmail, KindPasswordReset, KindPasswordChanged, KindLockout, KindNewDeviceSignIn}
+	return []Kind{KindVerifyEmail, KindPasswordReset, KindPasswordChanged, KindLockout, KindNewDeviceSignIn, KindRecoveryKitSignIn}
 }
 
 // Common is what every message says about its recipient and sender.
@@ -94,6 +96,15 @@ type Lockout struct {
 // NewDeviceSignIn tells the person that their account was signed in to from
 // a device not seen before. Link (optional) is the account's activity page.
 type NewDeviceSignIn struct {
+	Common
+	Request Request
+	Link    string
+}
+
+// RecoveryKitSignIn tells the person that their account was signed in to
+// with the password and the recovery kit in place of the second factor.
+// Link (optional) is the account's security page.
+type RecoveryKitSignIn struct {
 	Common
 	Request Request
 	Link    string
@@ -223,6 +234,12 @@ func prepare(kind Kind, data any) (view, Common, error) {
 		c, link, req, out = &d.Common, &d.Link, &d.Request, &d
 	case KindNewDeviceSignIn:
 		d, err := as[NewDeviceSignIn](data)
+		if err != nil {
+			return view{}, Common{}, err
+		}
+		c, link, req, out = &d.Common, &d.Link, &d.Request, &d
+	case KindRecoveryKitSignIn:
+		d, err := as[RecoveryKitSignIn](data)
 		if err != nil {
 			return view{}, Common{}, err
 		}

@@ -58,6 +58,10 @@ func renderCases() map[mail.Kind]struct {
 			data: mail.NewDeviceSignIn{Common: hostile, Request: hostileReq, Link: "https://id.example.org/account#activity"},
 			link: "https://id.example.org/account#activity", words: []string{"device that has not been used", "Firefox 140"},
 		},
+		mail.KindRecoveryKitSignIn: {
+			data: mail.RecoveryKitSignIn{Common: hostile, Request: hostileReq, Link: "https://id.example.org/account/security"},
+			link: "https://id.example.org/account/security", words: []string{"in place of its second factor", "Firefox 140"},
+		},
 	}
 }
 
@@ -231,11 +235,12 @@ func TestRenderGolden(t *testing.T) {
 	c := mail.Common{To: "ada@example.net", Cloud: "Example Commons", Issuer: "https://id.example.org", Handle: "ada"}
 	req := mail.Request{At: at, IP: "203.0.113.7", Device: "Firefox 140 on Linux"}
 	data := map[mail.Kind]any{
-		mail.KindVerifyEmail:     mail.VerifyEmail{Common: c, Link: "https://id.example.org/account/email/verify?token=TOKEN", ValidFor: 24 * time.Hour},
-		mail.KindPasswordReset:   mail.PasswordReset{Common: c, Link: "https://id.example.org/login/reset?token=TOKEN", ValidFor: 30 * time.Minute, Request: req},
-		mail.KindPasswordChanged: mail.PasswordChanged{Common: c, Request: req, Link: "https://id.example.org/login/forgot"},
-		mail.KindLockout:         mail.Lockout{Common: c, Failures: 12, Until: at.Add(15 * time.Minute), Request: req, Link: "https://id.example.org/login/forgot"},
-		mail.KindNewDeviceSignIn: mail.NewDeviceSignIn{Common: c, Request: req, Link: "https://id.example.org/account/activity"},
+		mail.KindVerifyEmail:       mail.VerifyEmail{Common: c, Link: "https://id.example.org/account/email/verify?token=TOKEN", ValidFor: 24 * time.Hour},
+		mail.KindPasswordReset:     mail.PasswordReset{Common: c, Link: "https://id.example.org/login/reset?token=TOKEN", ValidFor: 30 * time.Minute, Request: req},
+		mail.KindPasswordChanged:   mail.PasswordChanged{Common: c, Request: req, Link: "https://id.example.org/login/forgot"},
+		mail.KindLockout:           mail.Lockout{Common: c, Failures: 12, Until: at.Add(15 * time.Minute), Request: req, Link: "https://id.example.org/login/forgot"},
+		mail.KindNewDeviceSignIn:   mail.NewDeviceSignIn{Common: c, Request: req, Link: "https://id.example.org/account/activity"},
+		mail.KindRecoveryKitSignIn: mail.RecoveryKitSignIn{Common: c, Request: req, Link: "https://id.example.org/account/security"},
 	}
 	for _, kind := range mail.Kinds() {
 		t.Run(string(kind), func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/ory/fosite"
 
+	"github.com/onecommons/commonsid/access"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/privacy"
@@ -29,14 +31,29 @@ const ChallengeLifetime = 30 * time.Minute
 // request_not_supported, and a request_uri that is not one of our pushed
 // requests (par.go) request_uri_not_supported, both redirected to the
 // client once the rest of the request has been validated. Neither is ever
-// parsed or fetched.
+// parsed or fetched. The one exception is automatic registration
+// (autoreg.go): a client_id that is an entity identifier and not
+// registered otherwise sends its parameters in a signed request object.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var unsupported error
-	pushed := false
+	pushed, signed := false, false
 	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
 		f := r.Form
 		switch uri := f.Get("request_uri"); {
+		case f.Has("request") && p.RPResolver != nil && IsEntityID(f.Get("client_id")):
+			form, handled, err := p.automaticAuthorize(ctx, f)
+			if err != nil {
+				// Trust is not established: no redirect (autoreg.go).
+				p.authorizeError(w, r, nil, err)
+				return
+			}
+			if handled {
+				r = requestWithForm(ctx, r, form.Encode())
+				signed = true
+			} else {
+				unsupported = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters themselves.")
+			}
 		case f.Has("request"):
 			unsupported = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters themselves.")
 		case uri != "" && isPushedURI(uri):
@@ -72,6 +89,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if c, ok := ar.GetClient().(*Client); ok && c.RequirePushedAuthorizationRequests && !pushed {
 		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("This client must send its authorization requests through the pushed authorization request endpoint."))
+		return
+	}
+	if c, ok := ar.GetClient().(*Client); ok && c.Federation != nil && !pushed && !signed {
+		p.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("This client is registered through OpenID Federation: send a signed request object, or push the request."))
 		return
 	}
 	p.proceed(w, r, ar, nil)
@@ -296,6 +317,11 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Aut
 		// Only a consent given during this very request will do.
 		needConsent = ch == nil || consent == nil || consent.UpdatedAt.Before(ch.CreatedAt) || !consent.Covers(ar.GetRequestedScopes(), now)
 	}
+	if !needConsent && !client.Peer && consent.TermsHash != client.TermsHash() {
+		// The service's commitments changed since the person agreed
+		// (terms.go): nothing is released before they agree again.
+		needConsent = true
+	}
 	if needConsent {
 		if slices.Contains(pr, "none") {
 			p.authorizeError(w, r, ar, fosite.ErrConsentRequired)
@@ -469,7 +495,9 @@ func (p *Provider) authorizeSession(ctx context.Context, acct *identity.Account,
 	c.RequestedAt = requestedAt.Truncate(time.Second)
 	c.AuthenticationMethodsReferences = sess.AMR
 	c.AuthenticationContextClassReference = acrOf(sess.AMR, ar)
-	c.Extra = claimValues(acct, released)
+	if c.Extra, err = p.releasedValues(ctx, acct, released); err != nil {
+		return nil, err
+	}
 	if sess.IDHash != "" {
 		c.Extra["sid"] = p.SessionID(sess.IDHash, client.ClientID) // back-channel logout (backchannel.go)
 	}
@@ -501,13 +529,22 @@ func (p *Provider) refreshIDClaims(ctx context.Context, r fosite.Requester) erro
 		s.Claims.Extra = map[string]any{} // a peer cloud learns the DID only
 		return nil
 	}
+	if c, ok := r.GetClient().(*Client); ok && consent.TermsHash != c.TermsHash() {
+		// The service's commitments changed since the person agreed
+		// (terms.go): nothing more is released until they agree again.
+		// Wrapping ErrNotFound makes fosite answer invalid_grant (any
+		// other error of the storage is a server_error there).
+		return fmt.Errorf("%w: the service's commitments changed since the person agreed; sign them in again so that they are asked", fosite.ErrNotFound)
+	}
 	if settings == nil {
 		settings = privacy.DefaultSettings()
 	}
 	cr, _ := privacy.ParseClaimsRequest(s.ClaimsParam)
 	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: r.GetGrantedScopes(), Consent: consent, Settings: settings, Claims: cr, Target: privacy.TargetIDToken})
 	sid := s.Claims.Extra["sid"]
-	s.Claims.Extra = claimValues(acct, released)
+	if s.Claims.Extra, err = p.releasedValues(ctx, acct, released); err != nil {
+		return storeErr(err)
+	}
 	if sid != nil {
 		s.Claims.Extra["sid"] = sid // the session the grant was made in (backchannel.go)
 	}
@@ -564,7 +601,7 @@ func truncate(s string, n int) string {
 // profileClaims are the claims an account has values for: those
 // claimValues fills. Discovery lists only these (and the token claims), and
 // only the scopes that can release one of them.
-var profileClaims = []string{"name", "preferred_username", "email", "email_verified", "updated_at", "did"}
+var profileClaims = []string{"name", "preferred_username", "email", "email_verified", "updated_at", "did", "commons_access"}
 
 // advertisedScopes are the supported scopes that can release something:
 // openid and offline_access, and each claim scope with a claim in
@@ -604,6 +641,10 @@ func claimValues(a *identity.Account, names []string) map[string]any {
 			out[n] = a.UpdatedAt.Unix()
 		case "did":
 			out[n] = a.DID
+		case access.Claim:
+			// Every account has a level; releasedValues puts the
+			// account's own in place of this one.
+			out[n] = access.Value(nil, time.Time{}).Map()
 		}
 	}
 	return out

@@ -17,7 +17,7 @@ import (
 
 // Supported values, as advertised in discovery.
 var (
-	SupportedScopes      = []string{"openid", "profile", "email", "address", "phone", "did", "offline_access"}
+	SupportedScopes      = []string{"openid", "profile", "email", "address", "phone", "did", "commons", "offline_access"}
 	SupportedAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	SupportedGrantTypes  = []string{"authorization_code", "refresh_token", "client_credentials"}
 	SupportedSigningAlgs = []string{"ES256", "EdDSA", "RS256"}
@@ -64,6 +64,9 @@ type Metadata struct {
 	// Peer marks the client a peer cloud signs in through (brokered
 	// sign-in); it is made by federation, never by registration.
 	Peer bool `json:"-"`
+	// Federation marks a client registered automatically through OpenID
+	// Federation (autoreg.go); never set by registration.
+	Federation *Federation `json:"-"`
 
 	// AllowedCORSOrigins are origins (scheme://host[:port]) besides those
 	// of the redirect URIs whose pages may call the token, UserInfo and
@@ -81,6 +84,17 @@ type Metadata struct {
 	// DPoPBoundAccessTokens: this client's token requests must carry a
 	// DPoP proof (RFC 9449 §5.2, dpop.go).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+
+	// CommonsCommitments is the service's commitments document (package
+	// terms), stored in its canonical form; CommonsForkReason says why a
+	// fork publishes its parent's source code (terms.go).
+	CommonsCommitments json.RawMessage `json:"commons_commitments,omitempty"`
+	CommonsForkReason  string          `json:"commons_fork_reason,omitempty"`
+	// OutsideTerms marks a service that does not meet the commons' terms
+	// (terms.Check), decided at registration; TermsMissing says why.
+	OutsideTerms bool     `json:"-"`
+	TermsMissing []string `json:"-"`
+	termsJudged  bool     // checkTerms ran (or x_terms was stored)
 }
 
 // storedMetadata is what the clients table holds: the public metadata and
@@ -91,10 +105,17 @@ type storedMetadata struct {
 	FamilySector string `json:"x_family_sector,omitempty"`
 	FamilyRoot   string `json:"x_family_root,omitempty"`
 	Peer         bool   `json:"x_peer,omitempty"`
+	// Federation: see Metadata.Federation.
+	Federation *Federation `json:"x_federation,omitempty"`
+	// Terms is "met" or "outside" (Metadata.OutsideTerms); "" for a
+	// client stored before the terms, judged when read (terms.go).
+	Terms        string   `json:"x_terms,omitempty"`
+	TermsMissing []string `json:"x_terms_missing,omitempty"`
 }
 
 func encodeMetadata(m *Metadata) ([]byte, error) {
-	return json.Marshal(storedMetadata{Metadata: *m, Sector: m.Sector, FamilySector: m.FamilySector, FamilyRoot: m.FamilyRoot, Peer: m.Peer})
+	return json.Marshal(storedMetadata{Metadata: *m, Sector: m.Sector, FamilySector: m.FamilySector, FamilyRoot: m.FamilyRoot, Peer: m.Peer, Federation: m.Federation,
+		Terms: termsLabel(m), TermsMissing: m.TermsMissing})
 }
 
 func decodeMetadata(b []byte) (*Metadata, error) {
@@ -104,6 +125,8 @@ func decodeMetadata(b []byte) (*Metadata, error) {
 	}
 	m := s.Metadata
 	m.Sector, m.FamilySector, m.FamilyRoot, m.Peer = s.Sector, s.FamilySector, s.FamilyRoot, s.Peer
+	m.Federation = s.Federation
+	decodeTerms(&m, s.Terms, s.TermsMissing)
 	return &m, nil
 }
 

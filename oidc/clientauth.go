@@ -68,6 +68,16 @@ func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form
 	if err != nil {
 		return nil, err
 	}
+	// A pushed request that automatic registration authenticated
+	// (autoreg.go), now without the credential it checked.
+	if id, ok := ctx.Value(preAuthKey{}).(string); ok && method == "none" && id == form.Get("client_id") {
+		return p.fstore.GetClient(ctx, id)
+	}
+	// A federation-registered client whose chain has expired is resolved
+	// again before it authenticates.
+	if err := p.renewFederated(ctx, assertionClientID(form)); err != nil {
+		return nil, err
+	}
 	f, ok := p.oauth.(*fosite.Fosite)
 	if !ok {
 		return nil, fosite.ErrServerError.WithHint("client authentication is not configured")

@@ -39,6 +39,7 @@ var scopeDescriptions = map[string]string{
 	"address":        "Your postal address",
 	"phone":          "Your phone number",
 	"did":            "Your decentralized identifier (DID)",
+	"commons":        "Your contribution level in the commons (basic or enhanced access)",
 	"offline_access": "Stay connected when you are not using it (refresh tokens)",
 }
 
@@ -48,6 +49,7 @@ var claimLabels = map[string]string{
 	"phone_number_verified": "Whether your phone is verified", "given_name": "Given name", "family_name": "Family name",
 	"middle_name": "Middle name", "nickname": "Nickname", "profile": "Profile page", "picture": "Picture", "website": "Website",
 	"gender": "Gender", "birthdate": "Birth date", "zoneinfo": "Time zone", "locale": "Locale",
+	"commons_access": "Contribution level and its expiry",
 }
 
 // consentState loads what the consent page and its submission need.
@@ -181,7 +183,7 @@ func (p *Provider) inherited(st *consentState) *privacy.Consent {
 		return nil
 	}
 	c := &privacy.Consent{AccountDID: st.acct.DID, ClientID: st.client.ClientID, SubjectSector: st.client.FamilySector,
-		GrantedAt: now, UpdatedAt: now}
+		GrantedAt: now, UpdatedAt: now, TermsHash: st.client.TermsHash()}
 	for _, s := range requested {
 		if !slices.Contains(c.Scopes, s) {
 			c.Scopes = append(c.Scopes, s)
@@ -292,6 +294,8 @@ func (p *Provider) consentPage(w http.ResponseWriter, r *http.Request) {
 		"Account":   st.acct,
 		"Scopes":    st.scopes(),
 		"Parent":    st.parent,
+		// The commons' terms (terms.go, consent_terms.html).
+		"Terms": st.client.TermsView(st.previous != nil && st.previous.TermsHash != st.client.TermsHash()),
 	}
 	if st.parent != nil {
 		data["ParentName"] = st.parent.DisplayName()
@@ -340,7 +344,7 @@ func (p *Provider) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := p.now()
-	c := &privacy.Consent{AccountDID: st.acct.DID, ClientID: cid, GrantedAt: now, UpdatedAt: now}
+	c := &privacy.Consent{AccountDID: st.acct.DID, ClientID: cid, GrantedAt: now, UpdatedAt: now, TermsHash: st.client.TermsHash()}
 	if st.previous != nil {
 		c.GrantedAt, c.SubjectSector = st.previous.GrantedAt, st.previous.SubjectSector
 		c.Scopes = append(c.Scopes, st.previous.Scopes...)

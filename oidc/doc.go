@@ -27,4 +27,16 @@
 // the request's parameters; the request is validated again when it resumes.
 // prompt=none answers login_required or consent_required instead of showing
 // a page. All fosite imports stay in this package.
+//
+// Automatic registration (OpenID Federation 1.0 §12.1, autoreg.go): a
+// client_id that is an entity identifier, with a signed request object at
+// /authorize or a push to /par, is resolved through its trust chain
+// (Provider.RPResolver), verified, and stored as a federation-registered
+// client until the chain's expiry, then resolved again:
+//
+//	unknown ──(chain to an accepted anchor, request object or assertion verifies, redirect_uri in metadata)──► registered (until the chain's expiry)
+//	registered ──(expiry passed: next /authorize, /par or client authentication)──► resolved again ──► registered | refused
+//
+// Every refusal before the client is trusted is an error page (or the
+// push's JSON error), never a redirect.
 package oidc

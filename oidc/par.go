@@ -168,6 +168,16 @@ func (p *Provider) pushedAuthorize(w http.ResponseWriter, r *http.Request) {
 	// with the client's keys and merge its claims.
 	requestObject := false
 	if err := r.ParseMultipartForm(1 << 20); err == nil || errors.Is(err, http.ErrNotMultipart) {
+		if p.RPResolver != nil && IsEntityID(r.Form.Get("client_id")) {
+			// Automatic registration (autoreg.go): the relying party is
+			// authenticated and registered here, or refused.
+			actx, _, err := p.automaticPush(ctx, r)
+			if err != nil {
+				p.oauth.WritePushedAuthorizeError(ctx, w, fosite.NewAuthorizeRequest(), err)
+				return
+			}
+			ctx = actx
+		}
 		requestObject = r.Form.Has("request")
 		r.Form.Del("request")
 	}

@@ -17,12 +17,14 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/onecommons/commonsid/access"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/internal/safehttp"
 	"github.com/onecommons/commonsid/keys"
 	"github.com/onecommons/commonsid/privacy"
+	"github.com/onecommons/commonsid/terms"
 )
 
 // Pages renders person-facing pages (implemented by package web).
@@ -49,6 +51,9 @@ type Config struct {
 	Registration string
 	// RegistrationToken is the initial access token for mode "token".
 	RegistrationToken string
+	// ServiceTerms is the registration policy of the commons' terms
+	// (terms.go): open (the default) or commons.
+	ServiceTerms terms.Mode
 	// GlobalSecret keys the HMAC of codes and refresh tokens (32 bytes,
 	// the same on every replica).
 	GlobalSecret []byte
@@ -97,6 +102,13 @@ type Provider struct {
 	// ReplicaSubjects gives the pairwise subs of replicated accounts,
 	// which hold no pairwise secret here (subject.go).
 	ReplicaSubjects ReplicaSubjectFunc
+	// Access gives an account's contribution level, the value of the
+	// commons_access claim (access.go); nil: every account is basic.
+	Access func(ctx context.Context, did string) (access.ClaimValue, error)
+	// RPResolver resolves the trust chains of relying parties using
+	// OpenID Federation automatic registration (autoreg.go); nil turns it
+	// off.
+	RPResolver RPResolver
 
 	oauth     fosite.OAuth2Provider
 	fconfig   *fosite.Config
@@ -109,6 +121,8 @@ type Provider struct {
 	challenges challengeGuard // per-IP budget and live count of stored challenges (challenges.go)
 
 	par parGuard // per-client budget of pushed authorization requests (par.go)
+
+	autoreg autoregState // automatic registration (autoreg.go)
 
 	cors corsOrigins      // origins of every registered client, for preflights (cors.go)
 	bc   backchannelState // logout deliveries (backchannel.go)
@@ -257,8 +271,17 @@ func crossOrigin(next http.Handler) http.Handler {
 	return http.NewCrossOriginProtection().Handler(next)
 }
 
+// DiscoveryDocument returns the discovery document as served (the
+// openid_provider metadata of the cloud's entity configuration).
+func (p *Provider) DiscoveryDocument() map[string]any {
+	var d map[string]any
+	json.Unmarshal(p.discovery, &d)
+	return d
+}
+
 func (p *Provider) discoveryDocument() map[string]any {
 	d := p.baseDiscovery()
+	p.automaticDiscovery(d)
 	for k, v := range p.Discovery {
 		d[k] = v
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/internal/safehttp"
 	"github.com/onecommons/commonsid/store"
+	"github.com/onecommons/commonsid/terms"
 )
 
 // MetadataError is an invalid_client_metadata or invalid_redirect_uri error
@@ -51,6 +52,10 @@ type Registered struct {
 	ClientSecretExpiresAt   int64  `json:"client_secret_expires_at"`
 	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
 	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
+	// CommonsTerms is "met" or "outside" (terms.go); CommonsTermsMissing
+	// says what an outside service lacks.
+	CommonsTerms        string   `json:"commons_terms,omitempty"`
+	CommonsTermsMissing []string `json:"commons_terms_missing,omitempty"`
 }
 
 // Registrar validates and stores client registrations; it serves both the
@@ -67,6 +72,11 @@ type Registrar struct {
 	RemoteService func(ctx context.Context, issuer, clientID string) (*RemoteService, error)
 	// Changed is told of every client registered (nil: nobody).
 	Changed func(clientID string)
+	// Terms is the cloud's registration policy (terms.go; "" is open).
+	// Operator is set for the CLI and the admin API, which may register
+	// a service outside the terms in any mode.
+	Terms    terms.Mode
+	Operator bool
 }
 
 // RegisterRequest is a registration: metadata plus an optional client-chosen
@@ -100,6 +110,7 @@ func (g *Registrar) Register(ctx context.Context, req *RegisterRequest) (*Regist
 	}
 	md.ClientID = id
 	out := &Registered{Metadata: md}
+	registeredTerms(out)
 	var secretHash string
 	if md.TokenEndpointAuthMethod == "client_secret_basic" || md.TokenEndpointAuthMethod == "client_secret_post" {
 		secret := req.ClientSecret
@@ -151,7 +162,10 @@ func (g *Registrar) validate(ctx context.Context, md *Metadata) error {
 	}
 	md.Sector = sector
 	md.FamilyRoot, md.FamilySector = "", ""
-	return g.validateFork(ctx, md)
+	if err := g.validateFork(ctx, md); err != nil {
+		return err
+	}
+	return g.checkTerms(ctx, md) // terms.go
 }
 
 // checkMetadata is the part of validation that needs neither the network
@@ -504,7 +518,7 @@ func writeRegError(w http.ResponseWriter, err error) bool {
 
 func (p *Provider) registrar() *Registrar {
 	return &Registrar{Store: p.Store, Issuer: p.Issuer, Outbound: p.Outbound, Now: p.Now, RemoteService: p.RemoteService,
-		Changed: p.clientChanged}
+		Changed: p.clientChanged, Terms: p.ServiceTerms}
 }
 
 func readMetadata(w http.ResponseWriter, r *http.Request) (*RegisterRequest, bool) {
@@ -606,8 +620,10 @@ func (p *Provider) registrationView(sc *StoredClient) (*Registered, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Registered{Metadata: c.Metadata, ClientIDIssuedAt: sc.CreatedAt.Unix(),
-		RegistrationClientURI: p.Issuer + "/register/" + sc.ClientID}, nil
+	out := &Registered{Metadata: c.Metadata, ClientIDIssuedAt: sc.CreatedAt.Unix(),
+		RegistrationClientURI: p.Issuer + "/register/" + sc.ClientID}
+	registeredTerms(out)
+	return out, nil
 }
 
 func (p *Provider) registrationRead(w http.ResponseWriter, r *http.Request) {

@@ -158,7 +158,12 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	cr, _ := privacy.ParseClaimsRequest(session.ClaimsParam)
 	released := privacy.Release(privacy.ReleaseInput{GrantedScopes: ar.GetGrantedScopes(), Consent: consent,
 		Settings: settings, Claims: cr, Target: privacy.TargetUserInfo})
-	out := claimValues(acct, released)
+	out, err := p.releasedValues(ctx, acct, released)
+	if err != nil {
+		p.logUnavailable(ctx, "userinfo", err)
+		writeUnavailable(w, "userinfo")
+		return
+	}
 	out["sub"] = session.GetSubject()
 	// The person's activity log shows every release: no record, no release.
 	rel := &privacy.Activity{AccountDID: acct.DID, At: p.now(), Kind: privacy.ActivityRelease, ClientID: session.ClientID,

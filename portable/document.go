@@ -48,6 +48,17 @@ type Document struct {
 	DIDLog        string          `json:"did_log,omitempty"`
 	DIDWitness    json.RawMessage `json:"did_witness,omitempty"`
 	DIDLogVersion int             `json:"did_log_version,omitempty"`
+	// Access is the person's contribution level (package access), absent
+	// when they have none beyond basic.
+	Access *Access `json:"access,omitempty"`
+}
+
+// Access is the contribution grant of an export.
+type Access struct {
+	Level     string     `json:"level"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"` // absent for basic
+	Source    string     `json:"source"`
+	SetAt     time.Time  `json:"set_at"`
 }
 
 // Account is the account record of an export.
@@ -224,6 +235,7 @@ func Compare(a, b Document) []string {
 	add("consents", movedConsents(a.Consents), movedConsents(b.Consents))
 	add("passkeys", a.Passkeys, b.Passkeys)
 	add("activity", comparableActivity(a.Activity), comparableActivity(b.Activity))
+	add("access", a.Access, b.Access)
 	return diff
 }
 

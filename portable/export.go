@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
 
+	"github.com/onecommons/commonsid/access"
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/privacy"
@@ -70,6 +71,7 @@ type Input struct {
 	// PasskeyUserHandle is the account's WebAuthn user handle, if any.
 	PasskeyUserHandle []byte
 	Activity          []*privacy.Activity
+	Access            *access.Grant // the contribution grant, nil when none
 	IncludePassword   bool
 	Passphrase        string        // at least MinPassphrase characters; refused otherwise
 	Issuer            string        // the exporting cloud
@@ -146,6 +148,7 @@ func buildDocument(in Input) (*Document, error) {
 	if len(in.PasskeyUserHandle) > 0 {
 		doc.PasskeyUserHandle = in.PasskeyUserHandle
 	}
+	doc.Access = exportAccess(in.Access)
 	if log != nil {
 		if k := in.DIDKey; k.DID != log.res.DID {
 			return nil, fmt.Errorf("export: the custodial key is under %s, the log's current DID is %s", k.DID, log.res.DID)

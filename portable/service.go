@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onecommons/commonsid/access"
 	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/identity"
@@ -53,6 +54,9 @@ type Service struct {
 	// PBES2Count overrides the passphrase iteration count (tests only lower
 	// it where the package allows).
 	PBES2Count int
+	// Access keeps contribution grants (access.go); nil: exports carry
+	// none and imports drop the one they carry.
+	Access access.Store
 
 	// The federation, for imports of did:webvh accounts (movewebvh.go);
 	// without them such an import is refused.
@@ -160,7 +164,12 @@ func (s *Service) Export(ctx context.Context, accountDID, passphrase string, inc
 	if err != nil {
 		return nil, err
 	}
+	grant, err := s.accessOf(ctx, a.DID)
+	if err != nil {
+		return nil, err
+	}
 	in := Input{
+		Access:  grant,
 		Account: a, DIDKey: key, PairwiseSecret: secret, Settings: settings, Consents: records,
 		Passkeys: passkeys, PasskeyUserHandle: handle, Activity: activity, IncludePassword: includePassword,
 		Passphrase: passphrase, Issuer: s.Issuer, CloudKeyID: cloudDID + "#" + signer.KID, CloudKey: signer.Key,
@@ -382,6 +391,9 @@ func (s *Service) writeData(ctx context.Context, a *identity.Account, doc *Docum
 		if err := s.Store.PutSettings(ctx, a.DID, doc.PrivacySettings, now); err != nil {
 			return err
 		}
+	}
+	if err := s.importAccess(ctx, a.DID, doc.Access); err != nil {
+		return err
 	}
 	for _, c := range doc.Consents {
 		clientID, ok := s.Services.Match(ctx, c)

@@ -18,10 +18,14 @@ type Consent struct {
 	// fork it is the family's sector when the person carried their account
 	// over, else the fork's own.
 	SubjectSector string
-	GrantedAt     time.Time
-	UpdatedAt     time.Time
-	ExpiresAt     *time.Time
-	LastUsedAt    *time.Time
+	// TermsHash is the hash of the service's commitments (package terms)
+	// the person saw when they consented; "" for none. A service whose
+	// commitments changed since is asked about again.
+	TermsHash  string
+	GrantedAt  time.Time
+	UpdatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
 }
 
 // Covers reports whether the consent grants every scope in scopes and is not

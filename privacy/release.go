@@ -16,6 +16,8 @@ var ScopeClaims = map[string][]string{
 	"address": {"address"},
 	"phone":   {"phone_number", "phone_number_verified"},
 	"did":     {"did"},
+	// commons: the person's contribution level (package access).
+	"commons": {"commons_access"},
 }
 
 // ReleasableClaims is every claim a person can release, sorted.

@@ -67,6 +67,11 @@ ensure_interop
 step "go test -race ./..."
 # Fuzz targets run here on their seed corpora (f.Add and testdata/fuzz) as
 # ordinary tests; the long fuzzing runs are `make fuzz` (scripts/fuzz.sh).
-# The race-enabled command-line package takes 8 minutes on an idle 2-core
-# machine; the limit leaves room for a busy one.
-go test -race -count=1 -timeout 40m "$@" ./...
+# The integration tests of cmd/commonsid run in parallel (t.Parallel); they
+# mostly wait on servers, databases and browsers, so four at a time keep two
+# cores busy without starving any. The limit leaves room for a busy machine.
+# The output is plain go test's (the output of failing tests only), then the
+# ten slowest tests (scripts/testsummary).
+go build -o "${TMPDIR:-/tmp}/commonsid-testsummary" ./scripts/testsummary
+go test -race -count=1 -timeout 40m -parallel "${TEST_PARALLEL:-4}" -json "$@" ./... |
+  "${TMPDIR:-/tmp}/commonsid-testsummary" -n 10

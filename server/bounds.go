@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/onecommons/commonsid/access"
 	"github.com/onecommons/commonsid/did/webvh"
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/web"
@@ -59,6 +60,9 @@ func limitFor(r *http.Request) httpx.Limit {
 	case p == "/federation/v1/witness":
 		// A did:webvh log to witness, up to the log limit of did/webvh.
 		return httpx.Limit{Body: int64(webvh.DefaultLimits.MaxLogBytes), Query: QueryBytes}
+	case p == access.NoticePath:
+		// A payment service's notice: the handler answers 413 past 16 KiB.
+		return httpx.Limit{Body: access.MaxNoticeBytes + 1, Query: QueryBytes, JSON: true}
 	case p == "/signup/import":
 		return httpx.Limit{Body: web.MaxImportBytes, Query: QueryBytes, Multipart: true}
 	case p == "/consent", p == "/logout", p == "/login", p == "/signup",

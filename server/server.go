@@ -50,9 +50,13 @@ type Server struct {
 	// Registry holds the metrics; nil: Handler makes one and sets it here,
 	// so that another listener (the admin API) can serve the same.
 	Registry *prometheus.Registry
-	// NoPublicMetrics leaves /metrics out of this handler
-	// (COMMONSID_PUBLIC_METRICS=off: only the admin listener serves it).
+	// NoPublicMetrics leaves /metrics out of this handler (the default
+	// of serve, unless COMMONSID_PUBLIC_METRICS=on: only the admin
+	// listener serves it).
 	NoPublicMetrics bool
+	// Trace, when set, makes a span of every request (internal/tracing);
+	// nil when tracing is off.
+	Trace func(http.Handler) http.Handler
 }
 
 // Handler builds the router.
@@ -79,7 +83,11 @@ func (s *Server) Handler() (http.Handler, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(httpx.TrustProxies(s.TrustedProxies), httpx.RequestID, s.logRequests, m.middleware, middleware.Recoverer)
+	r.Use(httpx.TrustProxies(s.TrustedProxies), httpx.RequestID)
+	if s.Trace != nil {
+		r.Use(s.Trace)
+	}
+	r.Use(s.logRequests, m.middleware, middleware.Recoverer)
 	if strings.HasPrefix(s.Issuer, "https://") {
 		r.Use(hsts)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/onecommons/commonsid/internal/httpx"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
+	"github.com/onecommons/commonsid/terms"
 )
 
 // ServiceInfo describes a service on the dashboard.
@@ -32,6 +33,11 @@ type ServiceInfo struct {
 	PolicyURI     string `json:"policy_uri,omitempty"`
 	ForkedFrom    string `json:"forked_from,omitempty"`
 	ParentName    string `json:"parent_name,omitempty"`
+	// OutsideTerms: not a commons service (package terms); Commitments is
+	// its stored commitments document and TermsHash that document's hash.
+	OutsideTerms bool   `json:"outside_terms"`
+	Commitments  []byte `json:"-"`
+	TermsHash    string `json:"-"`
 }
 
 // ReauthWindow is how recent a sign-in must be for sensitive actions
@@ -281,6 +287,7 @@ var flashes = map[string]string{
 	"ended": "That device is signed out.", "others": "Every other device is signed out.",
 	"privacy":         "Your privacy settings are saved; they apply from the next sign-in to each service.",
 	"password":        "Your password is changed.",
+	"verify-sent":     "A verification link is on its way to your email address.",
 	"passkey-added":   "Your passkey is added: you can sign in with it from now on.",
 	"passkey-renamed": "The passkey is renamed.",
 	"passkey-removed": "The passkey is removed: it can no longer sign you in.",
@@ -331,7 +338,11 @@ func (h *Handler) overview(r *http.Request) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"Settings": st}, nil
+	acc, err := h.accessView(r, m.acct.DID) // account_access.go
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"Settings": st, "Access": acc}, nil
 }
 
 func (h *Handler) pageOverview(w http.ResponseWriter, r *http.Request) error {
@@ -466,6 +477,9 @@ type profileInput struct {
 func (h *Handler) updateProfile(r *http.Request, in profileInput) error {
 	m := current(r)
 	err := h.Accounts.UpdateProfile(r.Context(), m.acct.DID, in.Name, in.Email)
+	if err == nil && in.Email != nil && strings.TrimSpace(*in.Email) != m.acct.Email {
+		h.sendVerificationLogged(r, m.acct.DID) // a new address is verified again
+	}
 	if err == nil {
 		h.Privacy.AppendActivity(r.Context(), &privacy.Activity{AccountDID: m.acct.DID, At: h.Now().UTC(), Kind: "profile.updated",
 			IP: clientIP(r), UserAgent: h.meta(r).UserAgent})
@@ -529,6 +543,10 @@ type serviceView struct {
 	GrantedAt  time.Time  `json:"granted_at"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// TermsChanged: the service's commitments changed since the person
+	// consented; Terms is what the page shows of them.
+	TermsChanged bool        `json:"terms_changed"`
+	Terms        *terms.View `json:"-"`
 }
 
 func (h *Handler) services(ctx context.Context, did string) ([]serviceView, error) {
@@ -546,11 +564,17 @@ func (h *Handler) services(ctx context.Context, did string) ([]serviceView, erro
 			continue // a cloud that may sign the person in: the privacy page lists it (peergrants.go)
 		}
 		si, err := h.Services(ctx, c.ClientID)
+		known := err == nil
 		if err != nil {
 			si = &ServiceInfo{ClientID: c.ClientID, Name: c.ClientID + " (no longer registered)"}
 		}
-		out = append(out, serviceView{ServiceInfo: *si, Scopes: c.Scopes, Claims: nonNil(c.Claims), GrantedAt: c.GrantedAt,
-			ExpiresAt: c.ExpiresAt, LastUsedAt: c.LastUsedAt})
+		sv := serviceView{ServiceInfo: *si, Scopes: c.Scopes, Claims: nonNil(c.Claims), GrantedAt: c.GrantedAt,
+			ExpiresAt: c.ExpiresAt, LastUsedAt: c.LastUsedAt}
+		if known {
+			sv.TermsChanged = si.TermsHash != c.TermsHash
+			sv.Terms = terms.ViewOf(si.Commitments, si.OutsideTerms, sv.TermsChanged, nil)
+		}
+		out = append(out, sv)
 	}
 	return out, nil
 }
@@ -637,10 +661,11 @@ var activityKinds = []struct{ Value, Label string }{
 	{privacy.ActivityLogin, "Sign-in"}, {privacy.ActivityConsent, "Consent given"}, {privacy.ActivityConsentDenied, "Consent refused"},
 	{privacy.ActivityTokenIssued, "Sign-in to a service"}, {privacy.ActivityRelease, "Data shared"},
 	{privacy.ActivityRevoked, "Access revoked"}, {"settings.updated", "Settings changed"}, {"profile.updated", "Profile changed"},
-	{"password.changed", "Password changed"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
+	{"password.changed", "Password changed"}, {"password.reset", "Password reset"}, {"email.verified", "Email verified"}, {"sessions.ended", "Device signed out"}, {privacy.ActivityLogout, "Sign-out"},
 	{"passkey.added", "Passkey added"}, {"passkey.removed", "Passkey removed"},
 	{ActivityMFAAdded, "Second factor added"}, {ActivityMFARemoved, "Second factor removed"},
 	{ActivityRecoveryCodes, "Recovery codes made"}, {ActivityRecoveryCodeUsed, "Recovery code used"},
+	{ActivityRecoveryKitUsed, "Recovery kit used in place of the second factor"},
 	{ActivityMFARequired, "Second-factor requirement changed"},
 	{ActivityRecovered, "Account recovered here with the recovery kit"}, {ActivityKitRotated, "Recovery kit replaced"},
 	{ActivityUpgraded, "Identifier upgraded to did:webvh"}, {"custodial_key.rotated", "This cloud's key for your identifier replaced"},

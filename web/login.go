@@ -39,7 +39,7 @@ type HomeCloud struct {
 }
 
 func (h *Handler) loginData(r *http.Request, returnTo string) map[string]any {
-	d := map[string]any{"ReturnTo": returnTo, "Passkeys": h.passkeysOn()}
+	d := map[string]any{"ReturnTo": returnTo, "Passkeys": h.passkeysOn(), "UILocales": r.FormValue("ui_locales")}
 	if r.FormValue("acr") == "mfa" {
 		// The service asked for a second factor (oidc): kept through the
 		// form, so that the person's factor is asked after the password.
@@ -111,7 +111,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return h.unavailable(w, r, "sign-in", err)
 	} else if pending {
 		metrics.SignIn(metrics.MethodPassword, metrics.OutcomeSecondFactorRequired)
-		g.succeeded(r.Context())
+		g.awaitsSecondFactor(r.Context())
 		return nil // no session until the second factor (mfa.go)
 	}
 	if g.secondFactor {
@@ -147,7 +147,11 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, a *identi
 		Name: h.sessionCookie(), Value: tok, Path: "/", Expires: sess.ExpiresAt,
 		HttpOnly: true, Secure: h.SecureCookies, SameSite: http.SameSiteLaxMode,
 	})
+	_, known := h.knownDevice(r, a.DID)
 	h.rememberDevice(w, r, a.DID) // a known device from now on (signin_limits.go)
+	if !known {
+		h.notifyNewDevice(r, a, amr, detail) // signin_notices.go
+	}
 	if h.Privacy != nil {
 		err := h.Privacy.AppendActivity(r.Context(), &privacy.Activity{AccountDID: a.DID, At: sess.CreatedAt, Kind: privacy.ActivityLogin,
 			Detail: detail, IP: ip, UserAgent: sess.UserAgent})

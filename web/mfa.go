@@ -29,6 +29,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/onecommons/commonsid/identity"
+	"github.com/onecommons/commonsid/internal/limits"
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/store"
 )
@@ -95,6 +96,8 @@ func (h *Handler) mountSecondFactors(r chi.Router) {
 	perIP := h.Limits.PerIP(30, time.Minute, false)
 	r.Method(http.MethodGet, secondFactorPath, h.wrap(h.secondFactorForm))
 	r.With(crossOrigin, perIP, formLimit).Method(http.MethodPost, secondFactorPath, h.wrap(h.postSecondFactor))
+	r.Method(http.MethodGet, secondFactorKitPath, h.wrap(h.secondFactorKitForm))
+	r.With(crossOrigin, perIP, formLimit).Method(http.MethodPost, secondFactorKitPath, h.wrap(h.postSecondFactorKit))
 	if h.passkeysOn() {
 		r.With(crossOrigin, perIP).Post(secondFactorPath+"/passkey/begin", h.api(h.apiSecondFactorPasskeyBegin))
 		r.With(crossOrigin, perIP).Post(secondFactorPath+"/passkey/finish", h.api(h.apiSecondFactorPasskeyFinish))
@@ -239,6 +242,21 @@ func (h *Handler) postSecondFactor(w http.ResponseWriter, r *http.Request) error
 		return h.startAgain(w, r, http.StatusUnauthorized, msgExpired)
 	}
 	m := h.mfa()
+	// The account's budget of codes, whatever the source and the pending
+	// sign-in: over it, the pending sign-in is kept as it was for after
+	// the wait (signin_limits.go).
+	at, wait, err := h.Limits.Take(ctx, limits.SecondFactor, accountKey(a.DID))
+	if err != nil {
+		return h.unavailable(w, r, "second factor", err)
+	}
+	if wait > 0 {
+		if err := h.putPending(w, r, p); err != nil {
+			return h.unavailable(w, r, "second factor", err)
+		}
+		h.Log.InfoContext(ctx, "second factor: the account's budget of codes is spent", "wait", wait.String())
+		h.TooManyPage(w, r, wait)
+		return nil
+	}
 	code := r.PostFormValue("code")
 	method := "password+totp"
 	if !isAppCode(code) {
@@ -246,6 +264,9 @@ func (h *Handler) postSecondFactor(w http.ResponseWriter, r *http.Request) error
 		err = m.UseRecoveryCode(ctx, a.DID, code)
 	} else {
 		err = m.CheckTOTP(ctx, a.DID, code)
+	}
+	if err != nil && !errors.Is(err, identity.ErrBadCode) && !errors.Is(err, identity.ErrCodeUsed) && !errors.Is(err, identity.ErrNoFactor) {
+		at.Refund(ctx) // no verdict
 	}
 	if errors.Is(err, identity.ErrBadCode) || errors.Is(err, identity.ErrCodeUsed) || errors.Is(err, identity.ErrNoFactor) {
 		again, perr := h.wrongAnswer(w, r, p)
@@ -273,6 +294,7 @@ func (h *Handler) postSecondFactor(w http.ResponseWriter, r *http.Request) error
 	if err := h.startSession(w, r, a, amrPasswordOTP, map[string]any{"method": method}); err != nil {
 		return h.unavailable(w, r, "sign-in", err)
 	}
+	h.secondFactorPassed(r, a.DID)
 	returnTo := p.ReturnTo
 	if returnTo == "" {
 		returnTo = "/"
@@ -390,6 +412,7 @@ func (h *Handler) apiSecondFactorPasskeyFinish(w http.ResponseWriter, r *http.Re
 	if err := h.startSession(w, r, a, amrPasswordPasskey, map[string]any{"method": "password+passkey"}); err != nil {
 		return nil, h.errUnavailable(r, "sign-in", err)
 	}
+	h.secondFactorPassed(r, a.DID)
 	returnTo := p.ReturnTo
 	if returnTo == "" {
 		returnTo = "/"
@@ -474,7 +497,22 @@ func (h *Handler) postTOTPBegin(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) postTOTPConfirm(w http.ResponseWriter, r *http.Request) error {
 	m, a := h.mfa(), current(r).acct
-	err := m.ConfirmTOTP(r.Context(), a.DID, r.PostForm.Get("code"))
+	// A code checked behind a session spends a budget of its own, apart
+	// from the sign-in's (a person fumbling with a new app does not slow
+	// their own sign-in).
+	at, wait, err := h.Limits.Take(r.Context(), limits.SecondFactor, "enrol\x00"+a.DID)
+	if err != nil {
+		return h.errUnavailable(r, "second factor", err)
+	}
+	if wait > 0 {
+		return tooMany(wait, "Too many wrong codes.")
+	}
+	err = m.ConfirmTOTP(r.Context(), a.DID, r.PostForm.Get("code"))
+	if err == nil {
+		at.Clear(r.Context())
+	} else if !errors.Is(err, identity.ErrBadCode) && !errors.Is(err, identity.ErrCodeUsed) {
+		at.Refund(r.Context())
+	}
 	switch {
 	case errors.Is(err, identity.ErrNoEnrolment):
 		return h.mfaError(w, r, "No authenticator app is being set up: start again.")

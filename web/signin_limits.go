@@ -239,7 +239,7 @@ func (h *Handler) guardSignIn(r *http.Request, username string) (*signInGuard, e
 	}
 	key := unknownAccountKey(username)
 	if a != nil {
-		key = "account\x00" + a.DID
+		key = accountKey(a.DID)
 	}
 	acc, wait, err := h.Limits.Take(ctx, limits.Account, key)
 	if err != nil {
@@ -284,6 +284,36 @@ func (g *signInGuard) succeeded(ctx context.Context) {
 	g.device.Clear(ctx)
 }
 
+// awaitsSecondFactor takes back the attempts of a right password whose
+// sign-in still needs its second factor: it is no failure, but the owner
+// has not proved themselves yet, so nothing is forgotten until the second
+// factor passes (secondFactorPassed).
+func (g *signInGuard) awaitsSecondFactor(ctx context.Context) {
+	g.noVerdict(ctx)
+}
+
+// secondFactorPassed forgets the failures of the account's password
+// budget and of this device's, and of the account's second-factor codes:
+// the owner proved themselves with both factors. The budgets of sources
+// (the addresses of whoever failed) are left as they are.
+func (h *Handler) secondFactorPassed(r *http.Request, accountDID string) {
+	ctx := r.Context()
+	forget := func(p limits.Policy, key string) {
+		if err := h.Limits.Clear(ctx, p, key); err != nil {
+			h.Log.WarnContext(ctx, "failure budget not cleared", "budget", p.Name, "err", identity.RootCause(err))
+		}
+	}
+	forget(limits.Account, accountKey(accountDID))
+	forget(limits.SecondFactor, accountKey(accountDID))
+	if dev, ok := h.knownDevice(r, accountDID); ok {
+		forget(limits.Device, dev+"\x00"+accountDID)
+	}
+}
+
+// accountKey is the key of an account's password and second-factor
+// budgets (its handle and every DID resolve to it).
+func accountKey(accountDID string) string { return "account\x00" + accountDID }
+
 // failed tells the person when this failure started the account's delay.
 func (h *Handler) failedSignIn(r *http.Request, g *signInGuard) {
 	if g.acct == nil || !g.account.Started(limits.Account) || h.OnLockout == nil {
@@ -294,10 +324,14 @@ func (h *Handler) failedSignIn(r *http.Request, g *signInGuard) {
 		IP: clientIP(r), UserAgent: h.meta(r).UserAgent}
 	a, notify := g.acct, h.OnLockout
 	// Apart from the request: the answer takes no longer, and says
-	// nothing more, whether or not a notice goes out.
+	// nothing more, whether or not a notice goes out. At most one an hour
+	// per account (signin_notices.go), however often the delay starts.
 	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), noticeTimeout)
 		defer cancel()
+		if !h.noticeAllowed(ctx, lockoutMailBudget, a.DID) {
+			return
+		}
 		notify(ctx, a, n)
 	}()
 }
@@ -418,7 +452,7 @@ func (h *Handler) TooManyPage(w http.ResponseWriter, r *http.Request, wait time.
 		login += "?return_to=" + url.QueryEscape(rt)
 	}
 	h.Render(w, r, http.StatusTooManyRequests, "too_many", map[string]any{
-		"Wait": TryAgainIn(wait), "Login": login, "Reset": h.ResetPath,
+		"Wait": TryAgainIn(wait), "WaitFor": wait, "Login": login, "Reset": h.ResetPath,
 	})
 }
 

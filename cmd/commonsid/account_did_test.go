@@ -120,6 +120,7 @@ func signUpSharedWebVH(t *testing.T, base, handle string) *browser {
 // carry their log. Home and peer run on SQLite and
 // PostgreSQL, then the other way round.
 func TestAccountDIDWebVH(t *testing.T) {
+	t.Parallel()
 	t.Run("home on SQLite", func(t *testing.T) { testAccountDIDWebVH(t, sqliteEnv(t), postgresEnv(t)) })
 	t.Run("home on PostgreSQL", func(t *testing.T) { testAccountDIDWebVH(t, postgresEnv(t), sqliteEnv(t)) })
 }
@@ -258,6 +259,7 @@ func testAccountDIDWebVH(t *testing.T, homeEnv, peerEnv env) {
 // TestAccountDIDConfig: a bad COMMONSID_ACCOUNT_DID and a did:webvh cloud
 // on an IP address are refused at start, naming the variable.
 func TestAccountDIDConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ method, issuer, want string }{
 		{"plc", "http://localhost:8080", `COMMONSID_ACCOUNT_DID "plc": use auto, webvh or key`},
 		{"webvh", "http://127.0.0.1:8080", "COMMONSID_ACCOUNT_DID=webvh"},
@@ -279,6 +281,7 @@ func TestAccountDIDConfig(t *testing.T) {
 // reach loopback, i.e. on a cloud whose own issuer is on loopback; a cloud
 // on a public issuer refuses, and fetches nothing but https.
 func TestWebVHFetcherLoopback(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/accounts/x/did.jsonl" {
 			http.NotFound(w, r)
@@ -308,6 +311,7 @@ func TestWebVHFetcherLoopback(t *testing.T) {
 // `user create` with webvh is refused rather than minting a DID under the
 // default issuer that serve may later replace.
 func TestAccountDIDWebVHNeedsIssuer(t *testing.T) {
+	t.Parallel()
 	e := sqliteEnv(t)
 	e["COMMONSID_ACCOUNT_DID"] = "webvh"
 	r := e.run(t, "correct horse battery\n", "user", "create", "--username", "early", "--password-stdin")

@@ -62,6 +62,7 @@ func openTestCloud(t testing.TB, l *live) *cloud {
 // TestDashboard drives every section of /account over HTTP, on SQLite and
 // PostgreSQL.
 func TestDashboard(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -331,6 +332,7 @@ func listTables(t *testing.T, db *sql.DB) []string {
 // TestDashboardIsolation: one person can neither see nor change another's
 // data, whatever ids or form values they send; cross-origin posts fail.
 func TestDashboardIsolation(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")
 	bobDID := lastLine(l.env.must(t, "correct horse battery\n", "user", "create", "--username", "bob", "--email", "bob@example.org", "--password-stdin"))

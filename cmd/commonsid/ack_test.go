@@ -91,6 +91,7 @@ func wantUnavailable(t *testing.T, what string, a answer, code string) {
 // and once the lock is released the same revocation answers 200 and the
 // token is inactive.
 func TestAckRevokeUnderSQLiteLock(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
@@ -191,6 +192,7 @@ func terminate(ctx context.Context, admin *pgx.Conn, name string) error {
 // refresh is not answered invalid_grant (which would make the client drop
 // its refresh token). Once the database is back, they work again.
 func TestAckOutagePostgres(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, postgresEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
@@ -248,6 +250,7 @@ func TestAckOutagePostgres(t *testing.T) {
 // answered 200 or 503 (never 401 or 500), and every one answered 200 is
 // revoked: acknowledged means stored.
 func TestAckRevocationsUnderTermination(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, postgresEnv(t))
 	id, secret := cliClient(t, l, "--name", "worker", "--grant", "client_credentials")

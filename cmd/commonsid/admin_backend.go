@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/onecommons/commonsid/admin"
-	"github.com/onecommons/commonsid/did"
 	"github.com/onecommons/commonsid/federation"
 	"github.com/onecommons/commonsid/identity"
 	"github.com/onecommons/commonsid/internal/httpx"
@@ -19,7 +18,8 @@ import (
 )
 
 // adminBackend does the admin API's work (package admin) with what the
-// CLI commands use: findAccount, accountView, the identity service, the
+// CLI commands use: findAccount, the account functions of user.go
+// (listAccounts, accountShown, disableAccount, …), the identity service, the
 // client registrar, the key manager and addPeer, so that the API and
 // `commonsid user|client|keys|peer` accept and refuse the same.
 type adminBackend struct {
@@ -63,27 +63,28 @@ func (b *adminBackend) find(ctx context.Context, ref string) (*identity.Account,
 	return a, nil
 }
 
-// homed is find for a change: replicas are read-only here (as in
-// `user disable|enable|delete`).
+// homed is find for a change: replicas are read-only here (changeable, as
+// in `user disable|enable|delete`).
 func (b *adminBackend) homed(ctx context.Context, ref string) (*identity.Account, error) {
 	a, err := b.find(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if a.HomeIssuer != b.cl.cfg.Issuer && a.Status != identity.StatusMoved {
-		return nil, admin.Conflict("%s is a replica of an account homed at %s: replicas are read-only here; make the change there", a.Handle, a.HomeIssuer)
+	if err := changeable(b.cl, a); err != nil {
+		return nil, admin.Conflict("%s", err.Error())
 	}
 	return a, nil
 }
 
+// ListAccounts is `user list --json`, a page at a time.
 func (b *adminBackend) ListAccounts(ctx context.Context, after string, limit int) (*admin.AccountPage, error) {
-	page, err := b.cl.db.ListAccounts(ctx, after, limit)
+	page, err := listAccounts(ctx, b.cl, after, limit)
 	if err != nil {
 		return nil, classify(err)
 	}
 	out := &admin.AccountPage{Accounts: make([]any, 0, len(page))}
 	for _, a := range page {
-		out.Accounts = append(out.Accounts, accountView(a, nil))
+		out.Accounts = append(out.Accounts, a)
 	}
 	if len(page) == limit {
 		out.NextAfter = page[len(page)-1].Handle
@@ -97,21 +98,9 @@ func (b *adminBackend) ShowAccount(ctx context.Context, ref string) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	var doc *did.Document
-	var version int
-	if a.Status != identity.StatusDeleted {
-		if doc, version, err = b.cl.resolveForShow(ctx, a); err != nil {
-			return nil, err
-		}
-	}
-	v := accountView(a, doc)
-	v.DIDLogVersion = version
-	v.Replica = a.HomeIssuer != b.cl.cfg.Issuer && a.Status != identity.StatusMoved
-	if v.DIDs, err = b.cl.db.AccountDIDs(ctx, a.DID); err != nil {
+	v, err := accountShown(ctx, b.cl, a)
+	if err != nil {
 		return nil, classify(err)
-	}
-	if len(v.DIDs) == 0 {
-		v.DIDs = []string{a.DID}
 	}
 	return v, nil
 }
@@ -122,70 +111,40 @@ func (b *adminBackend) reread(ctx context.Context, didID string) (any, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	return accountView(a, nil), nil
+	return accountSummary(b.cl, a), nil
 }
 
-// DisableAccount is `user disable`: the account signs in nowhere, its
-// sessions end and its tokens are revoked in the same transaction.
+// DisableAccount is `user disable` (disableAccount).
 func (b *adminBackend) DisableAccount(ctx context.Context, ref string) (any, error) {
 	a, err := b.homed(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	cl := b.cl
-	queue := cl.endingSignIns(ctx, a.DID)
-	err = cl.db.InTx(ctx, func(ctx context.Context) error {
-		if err := cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled); err != nil {
-			return err
-		}
-		if err := queue(ctx); err != nil {
-			return err
-		}
-		if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
-			return err
-		}
-		_, err := cl.db.DeleteSessionsOf(ctx, a.DID, "")
-		return err
-	})
-	if err != nil {
+	if err := disableAccount(ctx, b.cl, a); err != nil {
 		return nil, classify(err)
 	}
 	return b.reread(ctx, a.DID)
 }
 
-// EnableAccount is `user enable`.
+// EnableAccount is `user enable` (enableAccount).
 func (b *adminBackend) EnableAccount(ctx context.Context, ref string) (any, error) {
 	a, err := b.homed(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive); err != nil {
+	if err := enableAccount(ctx, b.cl, a); err != nil {
 		return nil, classify(err)
 	}
 	return b.reread(ctx, a.DID)
 }
 
-// DeleteAccount is `user delete`.
+// DeleteAccount is `user delete` (deleteAccount).
 func (b *adminBackend) DeleteAccount(ctx context.Context, ref string) error {
 	a, err := b.homed(ctx, ref)
 	if err != nil {
 		return err
 	}
-	cl := b.cl
-	queue := cl.endingSignIns(ctx, a.DID)
-	err = cl.db.InTx(ctx, func(ctx context.Context) error {
-		if err := queue(ctx); err != nil {
-			return err
-		}
-		if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
-			return err
-		}
-		if err := cl.accounts.Delete(ctx, a.DID); err != nil {
-			return err
-		}
-		return cl.db.AppendEvent(ctx, "account.deleted", a.DID, time.Now().UTC(), map[string]any{"handle": a.Handle})
-	})
-	return classify(err)
+	return classify(deleteAccount(ctx, b.cl, a))
 }
 
 // ResetPassword sets the password of an active account homed here, with
@@ -251,7 +210,10 @@ func (b *adminBackend) CreateClient(ctx context.Context, metadata []byte) (any, 
 		req.GrantTypes = []string{"authorization_code", "refresh_token"}
 	}
 	cl := b.cl
-	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, Outbound: cl.cfg.Outbound(cl.log).Client, Now: time.Now, RemoteService: cl.remoteService}
+	// An operator may register a service outside the commons' terms: it
+	// is marked so (commons_terms: outside).
+	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, Outbound: cl.cfg.Outbound(cl.log).Client, Now: time.Now, RemoteService: cl.remoteService,
+		Operator: true}
 	out, err := g.Register(ctx, &req)
 	if err != nil {
 		return nil, classify(err)

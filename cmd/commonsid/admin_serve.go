@@ -39,8 +39,8 @@ func (c *Config) adminFlags(fs *flag.FlagSet, env func(string) string) {
 			c.AdminToken = t
 		}
 	}
-	c.boolVar(fs, env, &c.PublicMetrics, "public-metrics", "COMMONSID_PUBLIC_METRICS", true,
-		"also serve /metrics on the public listener (the admin listener always serves it)")
+	c.boolVar(fs, env, &c.PublicMetrics, "public-metrics", "COMMONSID_PUBLIC_METRICS", false,
+		"also serve /metrics on the public listener (off by default: the admin listener always serves it)")
 }
 
 // readTokenFile reads a token from the first line of a file (at most 4 KiB).

@@ -62,6 +62,7 @@ func wantAud(t *testing.T, what string, c map[string]any, want ...string) {
 // RFC 9068 client_id claim; introspection reports aud, iss, token_type and
 // a refresh token's own expiry.
 func TestAudienceDefault(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	app := newRP(t, l, "aud-default", nil)
@@ -89,6 +90,7 @@ func TestAudienceDefault(t *testing.T) {
 // not widen; a resource server's TokenVerifier accepts a token for its own
 // audience only.
 func TestAudienceResource(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
@@ -193,6 +195,7 @@ func TestAudienceResource(t *testing.T) {
 // for (COMMONSID_RESOURCES) is granted to a client that registered none;
 // anything else stays invalid_target.
 func TestAudienceCloudResources(t *testing.T) {
+	t.Parallel()
 	const shared = "https://api.commons.example/"
 	e := sqliteEnv(t)
 	e["COMMONSID_RESOURCES"] = shared

@@ -75,6 +75,7 @@ func formPostForm(t *testing.T, body string) (action string, fields url.Values) 
 // own errors; an unsupported grant type is unsupported_grant_type; a logout
 // link naming another person asks before signing anyone out.
 func TestAuthorizeSpec(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")

@@ -125,6 +125,7 @@ func verifyLogoutToken(t *testing.T, ks *oidc.RemoteKeySet, issuer, clientID, ra
 // command line. Bad backchannel_logout_uri values are
 // refused at registration.
 func TestBackchannelLogout(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

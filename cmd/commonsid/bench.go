@@ -24,30 +24,40 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
 	regToken := fs.String("registration-token", "", "initial access token for client registration (default $COMMONSID_REGISTRATION_TOKEN)")
+	pop := fs.String("populate", "", "instead of driving load, fill the database (--db or --database) with this many generated accounts (k and M allowed), with consents, sessions and tokens; a later run adds up to the new number")
+	perAccount := fs.Int("tokens-per-account", 10, "with --populate: stored tokens (access and refresh) per account")
+	expiredPc := fs.Int("expired-percent", 10, "with --populate: per cent of tokens and sessions already expired")
+	force := fs.Bool("force", false, "with --populate: add to a database that holds accounts the generator did not make")
+	cfg := &Config{}
+	cfg.storageFlags(fs, c.env)
+	fs.Var(&databaseAlias{cfg}, "database", "with --populate: the database, as --db")
 	if err := c.parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (run 'commonsid bench -h')", fs.Arg(0))
 	}
-	cfg := loadtest.Config{URL: *baseURL, Duration: *duration, Warmup: *warmup, Timeout: *timeout,
+	if *pop != "" {
+		return runPopulate(ctx, c, cfg, *pop, populateOptions{Tokens: *perAccount, ExpiredPc: *expiredPc, Force: *force, Progress: c.stderr})
+	}
+	lcfg := loadtest.Config{URL: *baseURL, Duration: *duration, Warmup: *warmup, Timeout: *timeout,
 		RegistrationToken: *regToken, Progress: c.stderr}
-	if cfg.RegistrationToken == "" {
-		cfg.RegistrationToken = c.env("COMMONSID_REGISTRATION_TOKEN")
+	if lcfg.RegistrationToken == "" {
+		lcfg.RegistrationToken = c.env("COMMONSID_REGISTRATION_TOKEN")
 	}
 	var errs []error
 	var err error
-	if cfg.Concurrency, err = loadtest.ParseConcurrency(*conc); err != nil {
+	if lcfg.Concurrency, err = loadtest.ParseConcurrency(*conc); err != nil {
 		errs = append(errs, err)
 	}
-	if cfg.Scenarios, err = loadtest.ParseScenarios(*scen); err != nil {
+	if lcfg.Scenarios, err = loadtest.ParseScenarios(*scen); err != nil {
 		errs = append(errs, err)
 	}
 	if *timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout %v: must be positive", *timeout))
 	}
 	if len(errs) == 0 {
-		if err := cfg.Validate(); err != nil {
+		if err := lcfg.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -57,7 +67,7 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := loadtest.Run(ctx, cfg)
+	rep, err := loadtest.Run(ctx, lcfg)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,7 @@ func refused(t *testing.T, what string, loc *url.URL, did, wantErr string) {
 // revocation) asking A silently (prompt=none) learns nothing: no code, no
 // DID. Revoking B on A's dashboard makes B drop its replica.
 func TestBrokeredSignInByConsent(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	a := startCloud(t, sqliteEnv(t))
 	b := startCloud(t, postgresEnv(t))
@@ -250,6 +251,7 @@ func clientIDs(arr []any) []string {
 // TestSignupAsksSharing: the sign-up form explains each federation sharing
 // choice, "Nothing" chosen by default, and the choice made is stored.
 func TestSignupAsksSharing(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	b := newBrowser(t)
 	p := b.get(l.base + "/signup")

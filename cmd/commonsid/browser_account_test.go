@@ -15,6 +15,7 @@ import (
 // Chromium, saving a screenshot of each, and revokes a service from the
 // dashboard: the service's UserInfo then answers 401 and its refresh fails.
 func TestBrowserDashboard(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
@@ -31,7 +32,7 @@ func TestBrowserDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute) // a whole browser session; a busy machine runs tests in parallel
 	defer cancel()
 	tab := startChromium(t, bctx)
 	dir := screenshotDir(t)

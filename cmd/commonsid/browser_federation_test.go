@@ -20,6 +20,7 @@ import (
 // and the service gets a code and an ID token from B. The clouds run on two
 // host names (127.0.0.1 and localhost) so that each keeps its own cookies.
 func TestBrowserBrokeredSignIn(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t) // skip before starting servers
 	a := startLiveOn(t, sqliteEnv(t), "127.0.0.1")
 	b := startLiveOn(t, sqliteEnv(t), "localhost")
@@ -38,7 +39,7 @@ func TestBrowserBrokeredSignIn(t *testing.T) {
 	})
 	notes := newRP(t, b, "notes", nil)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a whole browser session; a busy machine runs tests in parallel
 	defer cancel()
 	tab := startChromium(t, ctx)
 	ct := &chromeTab{t: t, tab: tab, dir: screenshotDir(t)}

@@ -198,13 +198,14 @@ func pathsOn(urls []string, host string) []string {
 // signs the new person in through the login and consent pages, then a
 // second service signs them in from the same browser without a password.
 func TestBrowserFlow(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t) // skip before starting a server
 	l := startLive(t, sqliteEnv(t))
 	svcA := newRP(t, l, "service-a", nil)
 	svcA.conf.Scopes = append(svcA.conf.Scopes, "did")
 	svcB := newRP(t, l, "service-b", nil)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a whole browser session; a busy machine runs tests in parallel
 	defer cancel()
 	tab := startChromium(t, ctx)
 	dir := screenshotDir(t)
@@ -262,6 +263,10 @@ func TestBrowserFlow(t *testing.T) {
 	did := text(chromedp.Text(chromedp.ID("did")))
 	if !strings.HasPrefix(did, "did:key:") {
 		t.Fatalf("sign-up shows DID %q, want a did:key", did)
+	}
+	// Sign-up signed the person in; service A's flow starts signed out.
+	if _, err := chromedp.Call(tab, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Service A: login, then consent, then the code at the redirect URI.

@@ -79,6 +79,7 @@ func withParam(t *testing.T, u, k, v string) string {
 // resumes it, within bounds; oversized requests are refused and store
 // nothing; malformed PKCE challenges are refused with invalid_request.
 func TestChallengeBounds(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			l := startLive(t, mk(t))

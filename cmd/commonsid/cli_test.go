@@ -58,6 +58,7 @@ func lastLine(s string) string {
 // project's resolver turns it into a document whose key verifies a signature
 // made with the account's custodial key.
 func TestUserLifecycle(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)
@@ -142,6 +143,7 @@ func TestUserLifecycle(t *testing.T) {
 // TestBadInput: each mistake gets one clear line on stderr, a non-zero exit,
 // and leaves the database as it was.
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	e := sqliteEnv(t)
 	e.must(t, "correct horse battery\n", "user", "create", "--username", "bob", "--password-stdin")
 	before := e.must(t, "", "user", "list")
@@ -231,6 +233,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestKeysRotateRetire(t *testing.T) {
+	t.Parallel()
 	e := sqliteEnv(t)
 	e.must(t, "", "migrate", "up") // keys list only looks: it needs a cloud
 	list := e.must(t, "", "keys", "list")
@@ -268,6 +271,7 @@ func TestKeysRotateRetire(t *testing.T) {
 }
 
 func TestMigrate(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)
@@ -290,6 +294,7 @@ func TestMigrate(t *testing.T) {
 // everything after "--" is positional, even what starts with '-' (a key ID
 // may).
 func TestInterleave(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		db   string

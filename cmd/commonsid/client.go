@@ -6,11 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/onecommons/commonsid/oidc"
+	"github.com/onecommons/commonsid/terms"
 )
 
 const clientUsage = "usage: commonsid client create --name NAME --redirect-uri URI [--public] [--forked-from ID] | list | show ID | delete ID"
@@ -106,6 +109,9 @@ func runClient(ctx context.Context, c *cli, args []string) error {
 func clientJSON(sc *oidc.StoredClient) map[string]any {
 	md := map[string]any{}
 	json.Unmarshal(sc.Metadata, &md)
+	if f, ok := md["x_federation"]; ok {
+		md["federation"] = f // registered automatically through OpenID Federation (autoreg.go)
+	}
 	for k := range md {
 		if strings.HasPrefix(k, "x_") {
 			delete(md, k)
@@ -113,6 +119,13 @@ func clientJSON(sc *oidc.StoredClient) map[string]any {
 	}
 	md["client_id"] = sc.ClientID
 	md["client_id_issued_at"] = sc.CreatedAt.Unix()
+	// Its standing with the commons' terms (oidc/terms.go).
+	if label, missing, err := oidc.TermsOf(sc.Metadata); err == nil {
+		md["commons_terms"], md["outside_terms"] = label, len(missing) > 0
+		if len(missing) > 0 {
+			md["commons_terms_missing"] = missing
+		}
+	}
 	return md
 }
 
@@ -140,6 +153,9 @@ func clientCreate(ctx context.Context, c *cli, args []string) error {
 		scope       string
 		sourceCode  string
 		policy      string
+		tos         string
+		commitments string
+		forkReason  string
 		secretStdin bool
 	)
 	extra := func(fs *flag.FlagSet) {
@@ -153,6 +169,9 @@ func clientCreate(ctx context.Context, c *cli, args []string) error {
 		fs.StringVar(&scope, "scope", "", "extra scopes this client may ask for, space-separated")
 		fs.StringVar(&sourceCode, "source-code-uri", "", "where the service's source code is published")
 		fs.StringVar(&policy, "policy-uri", "", "the service's privacy policy")
+		fs.StringVar(&tos, "tos-uri", "", "the service's terms of service")
+		fs.StringVar(&commitments, "commitments", "", "the service's commons_commitments document: JSON, or @FILE (docs/commitments.schema.json); without it, or without source, policy and terms, the service is registered outside the commons' terms")
+		fs.StringVar(&forkReason, "fork-reason", "", "commons_fork_reason: why a fork publishes its parent's source code")
 		fs.BoolVar(&secretStdin, "secret-stdin", false, "read a client secret (32 bytes or more) from standard input instead of generating one")
 	}
 	cl, fs, err := openForCommand(ctx, c, "client create", args, extra)
@@ -169,6 +188,16 @@ func clientCreate(ctx context.Context, c *cli, args []string) error {
 	req.ClientName, req.RedirectURIs, req.PostLogoutRedirectURIs = name, redirects, postLogout
 	req.ForkedFrom, req.SubjectType, req.Scope, req.SourceCodeURI, req.PolicyURI = forkedFrom, subjectType, scope, sourceCode, policy
 	req.GrantTypes = grants
+	req.TOSURI, req.CommonsForkReason = tos, forkReason
+	if commitments != "" {
+		raw := []byte(commitments)
+		if file, ok := strings.CutPrefix(commitments, "@"); ok {
+			if raw, err = readCommitments(file); err != nil {
+				return err
+			}
+		}
+		req.CommonsCommitments = raw
+	}
 	if len(grants) == 0 && len(redirects) > 0 {
 		req.GrantTypes = []string{"authorization_code", "refresh_token"}
 	}
@@ -180,7 +209,10 @@ func clientCreate(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, Outbound: cl.cfg.Outbound(cl.log).Client, Now: time.Now, RemoteService: cl.remoteService}
+	// An operator may register a service outside the commons' terms
+	// (commons_terms: outside in the answer).
+	g := &oidc.Registrar{Store: cl.db, Issuer: cl.cfg.Issuer, Outbound: cl.cfg.Outbound(cl.log).Client, Now: time.Now, RemoteService: cl.remoteService,
+		Operator: true}
 	out, err := g.Register(ctx, &req)
 	var me *oidc.MetadataError
 	if errors.As(err, &me) {
@@ -192,4 +224,21 @@ func clientCreate(ctx context.Context, c *cli, args []string) error {
 	b, _ := json.MarshalIndent(out, "", "  ")
 	fmt.Fprintln(c.stdout, string(b))
 	return nil
+}
+
+// readCommitments reads a commitments document from a file, bounded.
+func readCommitments(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--commitments: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, terms.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("--commitments: %w", err)
+	}
+	if len(b) > terms.MaxSize {
+		return nil, fmt.Errorf("--commitments: %s is longer than %d bytes", path, terms.MaxSize)
+	}
+	return b, nil
 }

@@ -44,6 +44,7 @@ func freshConf(app *rp) *oauth2.Config {
 // at the token, revocation and introspection endpoints; what registration
 // reports stays the registered method.
 func TestClientAuthSecretMethods(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	b := newBrowser(t)
@@ -83,6 +84,7 @@ func TestClientAuthSecretMethods(t *testing.T) {
 // body secret, an assertion and a secret) or names two clients is refused
 // with invalid_request at every endpoint, before anything happens.
 func TestClientAuthTwice(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	app := newRP(t, l, "twice", nil)
@@ -141,6 +143,7 @@ func TestClientAuthTwice(t *testing.T) {
 // registered: a bad PKCE verifier, a reused code and a dead refresh token
 // are invalid_grant.
 func TestClientAuthGrantErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
@@ -181,6 +184,7 @@ func TestClientAuthGrantErrors(t *testing.T) {
 // with nothing else; a public client revokes its own refresh token by
 // client_id alone, and cannot introspect.
 func TestClientAuthWithoutSecret(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")

@@ -19,6 +19,7 @@ import (
 	"github.com/onecommons/commonsid/mail"
 	"github.com/onecommons/commonsid/oidc"
 	"github.com/onecommons/commonsid/store/sqlstore"
+	"github.com/onecommons/commonsid/terms"
 )
 
 // Config is the whole configuration, from flags and COMMONSID_* variables
@@ -36,6 +37,7 @@ type Config struct {
 
 	Registration      string // open, token or closed
 	RegistrationToken string // initial access token for mode token
+	ServiceTerms      string // the commons' terms for services: open or commons (package terms)
 	CodeTTL           time.Duration
 	AccessTTL         time.Duration
 	RefreshTTL        time.Duration
@@ -48,6 +50,10 @@ type Config struct {
 	// fetches may reach although they are private: peers on the
 	// operator's own network.
 	OutboundAllow string
+	// OIDFedTrustAnchors lists trust anchors (entity identifiers,
+	// comma-separated) whose relying parties may register automatically,
+	// besides the anchors joined with commons join (autoreg.go).
+	OIDFedTrustAnchors string
 	// AccountDID is the DID method of new accounts: key or webvh
 	// (account_did.go).
 	AccountDID string
@@ -90,8 +96,20 @@ type Config struct {
 	// COMMONSID_ADMIN_TOKEN_FILE names.
 	AdminToken string
 	// PublicMetrics is COMMONSID_PUBLIC_METRICS: whether the public
-	// listener serves /metrics too (the admin listener always does).
+	// listener serves /metrics too (off by default; the admin listener
+	// always does).
 	PublicMetrics bool
+	// OTLPEndpoint is --otlp-endpoint (COMMONSID_OTLP_ENDPOINT): the
+	// OpenTelemetry collector of request traces (tracing.go); tracingEnv
+	// reads the standard OTEL_* variables.
+	OTLPEndpoint string
+	tracingEnv   func(string) string
+
+	// AccessLevels is COMMONSID_ACCESS_LEVELS and ContributionSecrets
+	// COMMONSID_CONTRIBUTION_SECRETS (access.go): the contribution levels
+	// beyond basic, and the secrets shared with payment services.
+	AccessLevels        string
+	ContributionSecrets string
 
 	// fromEnv maps a flag to the COMMONSID_* variable its value came
 	// from; envErrs are the variables that do not parse; flagsGiven are
@@ -342,7 +360,9 @@ func (c *Config) storageFlags(fs *flag.FlagSet, env func(string) string) {
 	c.Secret = env("COMMONSID_SECRET")
 	c.OutboundLoopback = envOr(env, "COMMONSID_OUTBOUND_LOOPBACK", "auto")
 	c.OutboundAllow = env("COMMONSID_OUTBOUND_ALLOW")
+	c.OIDFedTrustAnchors = env("COMMONSID_OIDFED_TRUST_ANCHORS")
 	c.Resources = env("COMMONSID_RESOURCES")
+	c.AccessLevels = env("COMMONSID_ACCESS_LEVELS")
 	c.stringVar(fs, env, &c.AccountDID, "account-did", "COMMONSID_ACCOUNT_DID", "auto", "DID method of new accounts: auto (webvh when the issuer is known and its host is a DNS name, else key), webvh (did:webvh, served by this cloud and witnessed by its peers; needs an issuer on a DNS name) or key (did:key, never rotates)")
 }
 
@@ -355,6 +375,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
 	c.durationVar(fs, env, &c.ShutdownTimeout, "shutdown-timeout", "COMMONSID_SHUTDOWN_TIMEOUT", 30*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
 	c.stringVar(fs, env, &c.Registration, "registration", "COMMONSID_REGISTRATION", "open", "dynamic client registration: open, token (COMMONSID_REGISTRATION_TOKEN required) or closed")
 	c.RegistrationToken = env("COMMONSID_REGISTRATION_TOKEN")
+	c.stringVar(fs, env, &c.ServiceTerms, "service-terms", "COMMONSID_SERVICE_TERMS", "open", "the commons' terms for services: open (every service registers; those outside the terms are labelled) or commons (dynamic registration requires source_code_uri, policy_uri, tos_uri and commons_commitments; see docs/commons-terms.md)")
 	c.boolVar(fs, env, &c.Demo, "demo", "", false, "also start a sample service (a real OpenID Connect client) on the next port")
 	c.stringVar(fs, env, &c.RateLimit, "rate-limit", "COMMONSID_RATE_LIMIT", "on", "rate limits on login, sign-up, token and registration: on, off, or a factor such as 2.5")
 	c.durationVar(fs, env, &c.CodeTTL, "code-ttl", "COMMONSID_CODE_TTL", 60*time.Second, "authorization code lifetime")
@@ -364,10 +385,14 @@ func (c *Config) serveFlags(fs *flag.FlagSet, env func(string) string) {
 	// value stops serve at start.
 	c.BackchannelRetry = c.envOnlyDuration(env, "COMMONSID_BACKCHANNEL_RETRY", 0)
 	c.envOnlyDuration(env, "COMMONSID_DID_WITNESS_INTERVAL", 0)
+	c.envOnlyDuration(env, "COMMONSID_OIDFED_STATEMENT_TTL", 0) // commons.go
+	c.envOnlyDuration(env, "COMMONSID_OIDFED_REFRESH", 0)
 	c.PprofAddr = env("COMMONSID_PPROF_ADDR")
 	c.stringVar(fs, env, &c.TrustedProxies, "trusted-proxies", "COMMONSID_TRUSTED_PROXIES", "", "reverse proxies (CIDR, comma-separated) whose Forwarded / X-Forwarded-For name the client address used by the per-IP limits and the activity log")
 	c.stringVar(fs, env, &c.SMTP, "smtp", "COMMONSID_SMTP", "", "mail server, smtp://user:pass@host:587?from=id@example.org (STARTTLS) or smtps://…:465; empty: mail is written to the data folder's mail/ outbox")
 	c.adminFlags(fs, env) // admin_serve.go
+	c.ContributionSecrets = env("COMMONSID_CONTRIBUTION_SECRETS")
+	c.tracingFlags(fs, env) // tracing.go
 }
 
 // envDuration reads a duration variable that serveFlags has already
@@ -421,6 +446,9 @@ func (c *Config) Validate(serving bool) error {
 		default:
 			errs = append(errs, fmt.Errorf("%s %q: use open, token or closed", n("registration"), c.Registration))
 		}
+		if _, err := terms.ParseMode(c.ServiceTerms); err != nil {
+			errs = append(errs, fmt.Errorf("%s %v", n("service-terms"), err))
+		}
 		for _, f := range []struct {
 			name string
 			d    time.Duration
@@ -443,7 +471,9 @@ func (c *Config) Validate(serving bool) error {
 		if c.CodeTTL > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("%s must be at most 10m (RFC 6749 §4.1.2)", n("code-ttl")))
 		}
-		errs = append(errs, c.validateAdmin()...) // admin_serve.go
+		errs = append(errs, c.validateAdmin()...)   // admin_serve.go
+		errs = append(errs, c.validateSecrets()...) // access.go
+		errs = append(errs, c.validateTracing()...) // tracing.go
 		if c.PprofAddr != "" {
 			if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
 				errs = append(errs, fmt.Errorf("COMMONSID_PPROF_ADDR %q must be host:port", c.PprofAddr))
@@ -467,9 +497,11 @@ func (c *Config) Validate(serving bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_LOOPBACK %q: use auto or deny", c.OutboundLoopback))
 	}
+	errs = append(errs, c.validateLevels()...) // access.go
 	if err := oidc.ValidateResources(c.resources(), oidc.MaxCloudResources); err != nil {
 		errs = append(errs, fmt.Errorf("COMMONSID_RESOURCES: %w", err))
 	}
+	errs = append(errs, c.validateTrustAnchors()...) // autoreg.go
 	if _, err := safehttp.ParseNets(c.OutboundAllow); err != nil {
 		errs = append(errs, fmt.Errorf("COMMONSID_OUTBOUND_ALLOW: %w", err))
 	}

@@ -14,6 +14,7 @@ import (
 // Every bad value is refused at start, named by the variable or flag it
 // came from, with what is wrong with it: never replaced by a default.
 func TestConfigRefusesBadValues(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		env  env
@@ -81,6 +82,7 @@ func parseServe(t *testing.T, e env, args ...string) (*Config, error) {
 }
 
 func TestConfigDurations(t *testing.T) {
+	t.Parallel()
 	base := env{"COMMONSID_DATA": t.TempDir()}
 	with := func(k, v string) env {
 		e := env{k: v}
@@ -126,6 +128,7 @@ func TestConfigDurations(t *testing.T) {
 
 // The help output lists the variables and defaults without a stray error.
 func TestConfigHelp(t *testing.T) {
+	t.Parallel()
 	r := env{"COMMONSID_ACCESS_TTL": "20m"}.run(t, "", "serve", "-h")
 	if r.code != 0 {
 		t.Fatalf("serve -h: exit %d: %s", r.code, r.stderr)
@@ -142,6 +145,7 @@ func TestConfigHelp(t *testing.T) {
 
 // Global flags work before the command as after it.
 func TestGlobalFlagsBeforeCommand(t *testing.T) {
+	t.Parallel()
 	e := sqliteEnv(t)
 	other := filepath.Join(t.TempDir(), "other")
 	e.must(t, "", "--data", other, "migrate", "up")
@@ -182,6 +186,7 @@ func TestGlobalFlagsBeforeCommand(t *testing.T) {
 }
 
 func TestHoistGlobalFlags(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, out []string }{
 		{[]string{"serve"}, []string{"serve"}},
 		{[]string{"--data", "D", "serve", "--addr", "x:1"}, []string{"serve", "--addr", "x:1", "--data", "D"}},
@@ -198,6 +203,7 @@ func TestHoistGlobalFlags(t *testing.T) {
 // --json prints one shape per object: a list is an array of what show
 // prints.
 func TestListShowJSON(t *testing.T) {
+	t.Parallel()
 	e := sqliteEnv(t)
 	e.must(t, "", "migrate", "up")
 	var ks []map[string]any

@@ -51,6 +51,7 @@ func preflight(t *testing.T, u, origin, method string) (int, http.Header) {
 // discovery and the JWKS do; introspection has no CORS; and a malformed
 // allowed_cors_origins is refused at registration.
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")

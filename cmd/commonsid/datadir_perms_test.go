@@ -13,6 +13,7 @@ import (
 // 0644 are tightened to 0700 and 0600 when the cloud opens, each with an
 // info line saying so; a private folder is left as it is, silently.
 func TestDataDirTightened(t *testing.T) {
+	t.Parallel()
 	e := sqliteEnv(t)
 	e["COMMONSID_LOG_LEVEL"] = "info"
 	dir := e["COMMONSID_DATA"]

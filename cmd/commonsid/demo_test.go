@@ -13,6 +13,7 @@ import (
 // TestDemo: serve --demo runs a sample service on the next port; logging in
 // through it shows the claims it received.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	// Two consecutive free ports.
 	var port int
 	for i := 0; i < 20; i++ {

@@ -29,6 +29,7 @@ import (
 // the account there becomes a moved account pointing to C, its session
 // ends, and A still serves the log with the move entry.
 func TestDIDHome(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}

@@ -12,6 +12,7 @@ import (
 // TestDiscovery checks the discovery document against OIDC Discovery 1.0
 // and what the provider supports, and how it and the JWKS are served.
 func TestDiscovery(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	base := l.base
 

@@ -174,6 +174,7 @@ func boundToken(t *testing.T, l *live, key *dpopKey, form url.Values) (tok map[s
 // key, as a Bearer token, with a replayed proof or a proof for another
 // request; a bound refresh token needs a proof of the same key.
 func TestDPoP(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) { testDPoP(t, mk(t)) })
 	}

@@ -13,6 +13,7 @@ import (
 // TestRestoreReason: the data folder's mark reveals a database restored
 // behind it, and nothing else.
 func TestRestoreReason(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		mark  *feedMark
 		epoch string
@@ -39,6 +40,7 @@ func TestRestoreReason(t *testing.T) {
 // TestFeedMarkFile: the mark is written whole and read back; a missing
 // mark is none, a damaged one an error.
 func TestFeedMarkFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if m, err := readFeedMark(dir); m != nil || err != nil {
 		t.Fatalf("missing mark: %+v %v", m, err)
@@ -68,6 +70,7 @@ func TestFeedMarkFile(t *testing.T) {
 // mark) is invisible to the mark, and feed new-epoch, run before serve,
 // makes the peer replay the feed and drop what the backup does not hold.
 func TestFeedNewEpochCommand(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: two clouds and restarts")
 	}

@@ -16,6 +16,7 @@ import (
 // itself, and a real listening service receives code, state and iss in
 // the POST body.
 func TestBrowserFormPost(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t) // skip before starting a server
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")
@@ -33,7 +34,7 @@ func TestBrowserFormPost(t *testing.T) {
 	app := newRP(t, l, "posted", map[string]any{"redirect_uris": []string{svc + "/cb"}})
 	app.conf.RedirectURL = svc + "/cb"
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a whole browser session; a busy machine runs tests in parallel
 	defer cancel()
 	tab := startChromium(t, ctx)
 	ct := &chromeTab{t: t, tab: tab, dir: screenshotDir(t)}

@@ -43,6 +43,7 @@ import (
 // A last part has a call the cloud's feed endpoints with forged, expired
 // and misaddressed request tokens: 401 invalid_token and no event.
 func TestHostilePeer(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			s := newHostileScene(t, mk(t))
@@ -730,6 +731,7 @@ func (s *hostileScene) requestTokens(t *testing.T) {
 // (consent_required, interaction_required or login_required), not a code
 // whose ID token gives the peer the person's DID.
 func TestHostilePeerSilentSignIn(t *testing.T) {
+	t.Parallel()
 	home := startCloud(t, sqliteEnv(t))
 	h := newHostilePeer(t)
 	home.env.must(t, "", "peer", "add", h.issuer)
@@ -804,6 +806,7 @@ func TestHostilePeerSilentSignIn(t *testing.T) {
 // batch from its cursor for ever, and nothing of that peer is replicated
 // again.
 func TestHostilePeerPoisonEvent(t *testing.T) {
+	t.Parallel()
 	s := newHostileScene(t, sqliteEnv(t))
 	s.attack(t, hostileAttack{name: "handle collision", run: func(t *testing.T, s *hostileScene) ([]refusal, func(*testing.T)) {
 		twin := s.a.newAccount("alice") // alice's handle, another DID

@@ -72,7 +72,7 @@ func runInteropSPA(t *testing.T, l *live) ([]interopStep, string) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a whole browser session; a busy machine runs tests in parallel
 	defer cancel()
 	tab := startChromium(t, ctx)
 	ct := &chromeTab{t: t, tab: tab, dir: screenshotDir(t)}

@@ -319,6 +319,7 @@ func newInteropCase(t *testing.T, l *live, name, authMethod string) *interopCase
 // TestInterop runs the matrix: each library, at its defaults, on SQLite and
 // on PostgreSQL; one subtest per library, registration and step.
 func TestInterop(t *testing.T) {
+	t.Parallel()
 	registrations := []struct{ name, method string }{
 		{"registered-default", ""},
 		{"registered-post", "client_secret_post"},

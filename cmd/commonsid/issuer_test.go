@@ -39,6 +39,7 @@ func showAccount(t *testing.T, e env, handle string) accountJSON {
 // data folder that serve started with http://127.0.0.1:PORT uses that
 // issuer, and a contradicting one is refused with both names.
 func TestIssuerRecordedByServe(t *testing.T) {
+	t.Parallel()
 	a := startLive(t, sqliteEnv(t))
 	cliA := withoutIssuer(a.env)
 	aDID, _ := did.WebDID(a.base)
@@ -117,6 +118,7 @@ func TestIssuerRecordedByServe(t *testing.T) {
 // the first serve belongs to the issuer that serve records, not to the
 // default name.
 func TestIssuerAdoptsEarlyAccounts(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) { testIssuerAdoptsEarlyAccounts(t, mk(t)) })
 	}
@@ -187,6 +189,7 @@ func ready(base string) bool {
 // homed under its recorded issuer, saying what it would break, unless
 // told --change-issuer; then the accounts move under the new name.
 func TestIssuerRename(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) { testIssuerRename(t, mk(t)) })
 	}
@@ -222,6 +225,7 @@ func testIssuerRename(t *testing.T, e env) {
 // TestReadOnlyNoCloud: a command that only looks, pointed at a folder that
 // holds no cloud, says where it looked and creates nothing there.
 func TestReadOnlyNoCloud(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"user", "list"}, {"user", "show", "alice"}, {"client", "list"}, {"client", "show", "x"},
 		{"keys", "list"}, {"peer", "list"},

@@ -235,6 +235,7 @@ func kekEnvs() map[string]func(testing.TB) env {
 // TestRotateKEK: rotate-kek re-seals every value; the cloud keeps its
 // witness id, secrets and accounts; the old key is refused afterwards.
 func TestRotateKEK(t *testing.T) {
+	t.Parallel()
 	for name, mk := range kekEnvs() {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)
@@ -308,6 +309,7 @@ func TestRotateKEKCrash(t *testing.T) {
 // rotation before anything changes; a stale kek.new from a rotation that
 // never committed is not needed and is replaced.
 func TestRotateKEKNothingChanges(t *testing.T) {
+	t.Parallel()
 	for name, mk := range kekEnvs() {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)
@@ -366,6 +368,7 @@ func TestRotateKEKNothingChanges(t *testing.T) {
 // TestRotateKEKRefused: not while another process has the cloud open, and
 // not with the key in COMMONSID_SECRET.
 func TestRotateKEKRefused(t *testing.T) {
+	t.Parallel()
 	for name, mk := range kekEnvs() {
 		t.Run(name, func(t *testing.T) {
 			e := mk(t)

@@ -78,6 +78,7 @@ func amrOf(c map[string]any) []string {
 // who requires a second factor gets no session from the password alone,
 // wrong codes are refused and bounded, and a recovery code works once.
 func TestSecondFactors(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	const pw = "correct horse battery"
 	l.env.must(t, pw+"\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")
@@ -222,6 +223,7 @@ func TestSecondFactors(t *testing.T) {
 // another key's signature is refused, the account's passkey signs in and
 // the ID token says pwd+hwk+mfa.
 func TestPasskeySecondFactor(t *testing.T) {
+	t.Parallel()
 	l := startLocalhost(t, sqliteEnv(t))
 	const pw = "correct horse battery"
 	l.env.must(t, pw+"\n", "user", "create", "--username", "alice", "--password-stdin")

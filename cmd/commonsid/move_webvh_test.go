@@ -24,6 +24,7 @@ import (
 // again on B says it is already here; importing it on C afterwards is
 // refused as superseded, and nothing is written on C.
 func TestMoveWebVH(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}

@@ -45,6 +45,7 @@ func exchange(t *testing.T, l *live, app *rp, form url.Values) (int, map[string]
 
 // TestNegative: each misuse is refused with the right OAuth error.
 func TestNegative(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--name", "Alice", "--password-stdin")
@@ -345,6 +346,7 @@ func TestNegative(t *testing.T) {
 
 // TestRegistration: RFC 7591 validation and RFC 7592 management.
 func TestRegistration(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	post := func(meta map[string]any) (int, map[string]any) {
 		b, _ := json.Marshal(meta)
@@ -510,6 +512,7 @@ func TestRateLimits(t *testing.T) {
 // TestLoginDoesNotRevealAccounts: an unknown handle and a wrong password get
 // the same answer.
 func TestLoginDoesNotRevealAccounts(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	answer := func(user string) (int, string) {

@@ -21,6 +21,7 @@ import (
 
 // TestSigningAlgorithms: a client picks EdDSA or RS256 for its tokens.
 func TestSigningAlgorithms(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
@@ -50,6 +51,7 @@ func TestSigningAlgorithms(t *testing.T) {
 // TestForkFamily: a fork of a service the person uses offers to carry the
 // account over; carried over, the fork sees the family's sub.
 func TestForkFamily(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
@@ -103,6 +105,7 @@ func TestForkFamily(t *testing.T) {
 // person to the registered post_logout_redirect_uri and ends the session;
 // the activity log holds the login, consent and releases.
 func TestLogoutAndActivity(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	did := lastLine(l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "a@example.org", "--password-stdin"))
@@ -166,6 +169,7 @@ func TestLogoutAndActivity(t *testing.T) {
 // TestPrivateKeyJWT: a client authenticates with a signed assertion
 // (private_key_jwt); a replayed assertion is refused.
 func TestPrivateKeyJWT(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
@@ -200,6 +204,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 // token revoked through one is inactive at the other (announced with
 // LISTEN/NOTIFY, which empties the other's token cache).
 func TestRevocationAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	e1 := postgresEnv(t)
 	e2 := env{}

@@ -69,6 +69,7 @@ func denyLoopback(e env) env {
 // on a cloud that denies loopback (nothing local is fetched), and on a
 // loopback test cloud (the redirect to another origin is refused).
 func TestOutboundSectorIdentifier(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(*testing.T) env{
 		"loopback denied":  func(t *testing.T) env { return denyLoopback(sqliteEnv(t)) },
 		"loopback allowed": func(t *testing.T) env { return sqliteEnv(t) },
@@ -102,6 +103,7 @@ func TestOutboundSectorIdentifier(t *testing.T) {
 // TestOutboundImportDIDWeb: /signup/import of an export whose cloud is a
 // did:web on 127.0.0.1 makes no connection there when loopback is denied.
 func TestOutboundImportDIDWeb(t *testing.T) {
+	t.Parallel()
 	internal, conns := testnet.Internal(t, mysqlGreeting)
 	// The exporting cloud's issuer is the internal port itself: its
 	// did:web names 127.0.0.1:PORT.
@@ -131,6 +133,7 @@ func TestOutboundImportDIDWeb(t *testing.T) {
 // TestOutboundJWKSURI: a private_key_jwt client whose jwks_uri is on
 // loopback: /token refuses the client without fetching it.
 func TestOutboundJWKSURI(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int64
 	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -159,6 +162,7 @@ func TestOutboundJWKSURI(t *testing.T) {
 // refused by registration (POST and PUT) with invalid_client_metadata
 // naming the key, and by the dashboard JSON API with 400.
 func TestRegistrationStrictJSON(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	for name, body := range map[string]string{
 		"duplicate":    `{"redirect_uris":["https://a.example/cb"],"redirect_uris":["https://evil.example/cb"]}`,
@@ -201,6 +205,7 @@ func TestRegistrationStrictJSON(t *testing.T) {
 // port: user info or a percent-encoded path is refused with an error page,
 // not a redirect.
 func TestRegistrationRedirectURIs(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	for _, u := range []string{"https://*.example/cb", "https://a.example/*", "https://a.example/c b", "https://a.example/cb\t", "https://a.example\\@evil.example/"} {
 		body, _ := json.Marshal(map[string]any{"redirect_uris": []string{u}})

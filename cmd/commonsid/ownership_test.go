@@ -346,6 +346,7 @@ func assertNotHomedAt(t *testing.T, cl *cloud, base, account string) {
 // DID, A marks her moved, and the services keep their subs: the public one
 // her first DID, the pairwise one the sub A gave (the secret travelled).
 func TestOwnershipMoveKeysRetired(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}
@@ -412,6 +413,7 @@ func TestOwnershipMoveKeysRetired(t *testing.T) {
 // seconds A, B and C hold the same head naming the winner, and the
 // loser has no account of its own for it.
 func TestOwnershipConcurrentMoves(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}
@@ -549,6 +551,7 @@ func TestOwnershipConcurrentMoves(t *testing.T) {
 // writes nothing; with the new phrase the same file moves her, and the
 // services keep their subs.
 func TestOwnershipRotatedKitOldExport(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}
@@ -647,6 +650,7 @@ func TestOwnershipRotatedKitOldExport(t *testing.T) {
 // alone that removes her person key. Every witness refuses both (409 fork,
 // 409 unauthorized_change) and logs it; no did_logs row changes anywhere.
 func TestOwnershipRogueFork(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}

@@ -19,6 +19,7 @@ import (
 // done: the sign-up attempted during the outage does not exist afterwards,
 // and the same sign-up then succeeds.
 func TestPagesDuringOutagePostgres(t *testing.T) {
+	t.Parallel()
 	e := postgresEnv(t)
 	e.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")
 	l := startLive(t, e)

@@ -33,6 +33,7 @@ func pushParams(t *testing.T, app *rp, state string, opts ...oauth2.AuthCodeOpti
 // require_pushed_authorization_requests is refused at /authorize without
 // one, and served with one.
 func TestPushedAuthorization(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")

@@ -197,6 +197,7 @@ func sessionCount(t *testing.T, cl *cloud, did string) int {
 // dashboard API and signs in with one, on SQLite and PostgreSQL; every
 // forged or replayed answer is refused and creates nothing.
 func TestPasskeys(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -526,6 +527,7 @@ func TestPasskeys(t *testing.T) {
 // TestPasskeysOffOnIPIssuer: browsers refuse passkeys on an IP address, so
 // such a cloud offers none and keeps working with passwords.
 func TestPasskeysOffOnIPIssuer(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	b := newBrowser(t)
@@ -549,12 +551,13 @@ func TestPasskeysOffOnIPIssuer(t *testing.T) {
 // virtual authenticator: "Add a passkey" on the Security page, then "Sign in
 // with a passkey" on /login in a browser without a session.
 func TestBrowserPasskey(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
 	l := startLocalhost(t, sqliteEnv(t))
 	const pw = "correct horse battery"
 	aliceDID := lastLine(l.env.must(t, pw+"\n", "user", "create", "--username", "alice", "--name", "Alice", "--password-stdin"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a whole browser session; a busy machine runs tests in parallel
 	defer cancel()
 	tab := startChromium(t, ctx)
 	dir := screenshotDir(t)

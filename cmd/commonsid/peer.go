@@ -25,7 +25,7 @@ const peerUsage = `usage: commonsid peer add URL [--endpoint URL] | list | remov
 func (cl *cloud) federation() *federation.Federation {
 	cloudDID, _ := did.WebDID(cl.cfg.Issuer)
 	f := &federation.Federation{Issuer: cl.cfg.Issuer, DID: cloudDID, Store: cl.db, Keys: cl.keys, Accounts: cl.accounts,
-		HTTP: cl.cfg.Outbound(cl.log).Streaming(), Log: cl.log}
+		HTTP: cl.cfg.Outbound(cl.log).Streaming(), Log: cl.log, Access: cl.db}
 	f.Resolver = withWebVHFallback(cl.cfg.Outbound(cl.log).resolver, f)
 	return f
 }

@@ -56,7 +56,7 @@ func (s cloudServices) Match(ctx context.Context, c portable.Consent) (string, b
 func (cl *cloud) portable() *portable.Service {
 	fed := cl.federation()
 	return &portable.Service{Store: cl.db, Accounts: cl.accounts, Keys: cl.keys, Services: cloudServices{cl},
-		Resolver: cl.cfg.Outbound(cl.log).resolver, Issuer: cl.cfg.Issuer, Now: time.Now,
+		Resolver: cl.cfg.Outbound(cl.log).resolver, Issuer: cl.cfg.Issuer, Now: time.Now, Access: cl.db,
 		// The import of a did:webvh account moves its DID here, with the
 		// federation: its latest log, the members' witnesses.
 		LatestLog: func(ctx context.Context, scid string) ([]byte, []byte, error) {

@@ -36,6 +36,7 @@ func (b *browser) importForm(base string, file []byte, passphrase, handle string
 // headless Chromium; same sub at the service on both; the old cloud shows
 // the moved page.
 func TestMoveThroughPages(t *testing.T) {
+	t.Parallel()
 	chromiumPath(t)
 	a := startLive(t, sqliteEnv(t))
 	b := startLive(t, postgresEnv(t))

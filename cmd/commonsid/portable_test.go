@@ -74,6 +74,7 @@ func exportedDocument(t *testing.T, file []byte) portable.Document {
 // carry over; re-exporting gives the same content but for the move; the
 // old cloud shows the "moved" page.
 func TestMoveBetweenClouds(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	a := startLive(t, sqliteEnv(t))
 	b := startLive(t, postgresEnv(t))

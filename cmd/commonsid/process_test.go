@@ -26,7 +26,9 @@ var (
 	binDir  string
 )
 
-// binary builds commonsid once per test run.
+// binary builds commonsid once per test run, stamped with the commit when
+// the source is a git checkout (whatever GOFLAGS says: the Dockerfile and
+// make build ask for it too; TestVersionOfBuiltBinary checks it).
 func binary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -35,7 +37,7 @@ func binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(binDir, "commonsid")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-buildvcs=auto", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -99,6 +101,7 @@ func signup(client *http.Client, base, handle string) (int, error) {
 // flight; after restart every acknowledged creation exists and the SQLite
 // database passes its integrity check.
 func TestDurabilitySIGKILL(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds and kills the binary; skipped with -short (testing.Short)")
 	}
@@ -193,11 +196,12 @@ func TestDurabilitySIGKILL(t *testing.T) {
 // TestGracefulShutdown: SIGTERM while sign-ups are in flight lets each of
 // them finish with 200, then the process exits 0.
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short (testing.Short)")
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	p := startServe(t, dataDir)
+	p := startServe(t, dataDir, "COMMONSID_PUBLIC_METRICS=on") // metricValue scrapes it
 	waitReady(t, p.base, 20*time.Second)
 	const n = 24
 	client := &http.Client{Timeout: 60 * time.Second}
@@ -262,7 +266,8 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
-// metricValue reads one sample from /metrics (0 when absent).
+// metricValue reads one sample from the public /metrics (0 when absent):
+// the server must run with COMMONSID_PUBLIC_METRICS=on.
 func metricValue(t *testing.T, base, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(base + "/metrics")

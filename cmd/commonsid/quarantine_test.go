@@ -27,6 +27,7 @@ import (
 // and once the right key is pinned peer retry applies the rest and the
 // quarantine empties.
 func TestPeerQuarantineCommands(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	const home = "https://a.example"
 	cfgA := &Config{DataDir: filepath.Join(t.TempDir(), "a"), Issuer: home, LogFormat: "text", LogLevel: "warn"}

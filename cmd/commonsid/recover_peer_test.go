@@ -34,6 +34,7 @@ var recoveredDIDRE = regexp.MustCompile(`<code id="did">([^<]*)</code>`)
 // recovery is refused (already homed here); `user show` on B finds her by
 // the new DID and lists both; C learns that B is her home.
 func TestRecoverAtPeer(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}

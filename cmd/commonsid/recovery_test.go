@@ -108,6 +108,7 @@ func multikeyOf(t *testing.T, phrase string) string {
 // prints the phrase once, or none with --no-recovery-kit. A did:key cloud
 // signs up as before, without a kit. SQLite and PostgreSQL.
 func TestRecoveryKit(t *testing.T) {
+	t.Parallel()
 	t.Run("SQLite", func(t *testing.T) { testRecoveryKit(t, sqliteEnv(t), true) })
 	t.Run("PostgreSQL", func(t *testing.T) { testRecoveryKit(t, postgresEnv(t), false) })
 }
@@ -273,6 +274,7 @@ func startLocalhostCloud(t *testing.T, e env, method string) *cloudProc {
 // show` finds it by the new DID and lists both. The dashboard upgrades
 // another account and shows its kit; the kit's phrase then checks.
 func TestRotateKeyAndUpgradeDID(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs two clouds")
 	}

@@ -224,7 +224,7 @@ func (r *remote) run(ctx context.Context, cmd, sub string, args []string) error 
 		if !asJSON {
 			fmt.Fprintln(tw, "HANDLE\tSTATUS\tCREATED\tDID")
 		}
-		enc := json.NewEncoder(w)
+		arr := &jsonArray{w: w} // as `user list --json` prints it
 		for after := ""; ; {
 			var page struct {
 				Accounts  []accountJSON `json:"accounts"`
@@ -239,7 +239,9 @@ func (r *remote) run(ctx context.Context, cmd, sub string, args []string) error 
 			}
 			for _, a := range page.Accounts {
 				if asJSON {
-					enc.Encode(a)
+					if err := arr.add(a); err != nil {
+						return err
+					}
 				} else {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Handle, a.Status, a.CreatedAt.Format("2006-01-02"), a.DID)
 				}
@@ -248,6 +250,9 @@ func (r *remote) run(ctx context.Context, cmd, sub string, args []string) error 
 				break
 			}
 			after = page.NextAfter
+		}
+		if asJSON {
+			return arr.close()
 		}
 		return tw.Flush()
 	case "user show":

@@ -121,6 +121,7 @@ func (b *dbBackup) restore() {
 // and a consent revoked on A after the restore reaches both within 2 s.
 // peer list on B shows the resync.
 func TestRestoreResync(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: three clouds, a restart and a replay")
 	}

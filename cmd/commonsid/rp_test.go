@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func serveInProcess(t *testing.T, e env, base string) *live {
 			t.Error("serve did not stop")
 		}
 	})
-	waitReady(t, base, 15*time.Second)
+	waitReady(t, base, time.Minute) // a busy machine, tests in parallel
 	return &live{env: e, base: base}
 }
 
@@ -92,7 +93,7 @@ func register(t *testing.T, ctx context.Context, base string, meta map[string]an
 	return out
 }
 
-var rpHosts int
+var rpHosts atomic.Int64 // tests run in parallel
 
 func newRP(t *testing.T, l *live, name string, extra map[string]any) *rp {
 	t.Helper()
@@ -108,8 +109,7 @@ func newRP(t *testing.T, l *live, name string, extra map[string]any) *rp {
 		t.Fatalf("discovery has no registration_endpoint: %v", err)
 	}
 	// Each service on its own loopback host, so each is its own sector.
-	rpHosts++
-	redirect := fmt.Sprintf("http://127.0.0.%d:9/%s/callback", rpHosts%250+1, name)
+	redirect := fmt.Sprintf("http://127.0.0.%d:9/%s/callback", rpHosts.Add(1)%250+1, name)
 	meta := map[string]any{
 		"client_name": name, "redirect_uris": []string{redirect},
 		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
@@ -265,6 +265,7 @@ func postForm(t *testing.T, u string, form url.Values, user, pass string) (int, 
 // calls UserInfo, refreshes, revokes and introspects; a second service then
 // signs the person in without a password.
 func TestRelyingParty(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

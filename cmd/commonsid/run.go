@@ -54,6 +54,7 @@ func commands() []command {
 		{"export", "export an account to a signed, encrypted file", runExport},
 		{"import", "import an account from an export file; this cloud becomes its home", runImport},
 		{"peer", "federate with other clouds (add, list, remove)", runPeer},
+		{"commons", "trust clouds through an OpenID Federation trust anchor (join, status, add-member, members)", runCommons},
 		{"feed", "this cloud's event feed (status, new-epoch after a restore)", runFeed},
 		{"bench", "drive load against a running server and report req/s, p50, p99 and RSS", runBench},
 		{"version", "print the version and the build's source revision (--json)", runVersion},

@@ -79,6 +79,7 @@ func hostOf(u string) string {
 // honest service have only that service's family sub, names H on the
 // consent page, and detaches the fork when H is removed.
 func TestServiceSectors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	v := startCloud(t, postgresEnv(t))
 	x := startCloud(t, sqliteEnv(t))
@@ -304,6 +305,7 @@ func TestServiceSectors(t *testing.T) {
 // ask, the page pre-ticks the parent's claims only; with never, the fork
 // gets its own sub and nothing from the parent.
 func TestForkPolicy(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

@@ -18,6 +18,7 @@ import (
 // host. A sector_identifier_uri on the old host listing both hosts' URIs is
 // accepted, and the person keeps the same sub at the new redirect URI.
 func TestSectorUpdate(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin")

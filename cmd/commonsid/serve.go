@@ -30,6 +30,7 @@ import (
 	"github.com/onecommons/commonsid/privacy"
 	"github.com/onecommons/commonsid/server"
 	"github.com/onecommons/commonsid/store/sqlstore"
+	"github.com/onecommons/commonsid/terms"
 	"github.com/onecommons/commonsid/web"
 )
 
@@ -96,7 +97,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Services:   func(ctx context.Context, id string) (*web.ServiceInfo, error) { return describeService(ctx, cl, id) },
 		WebAuthn:   webAuthn, Passkeys: cl.db, Ceremonies: cl.db, Portable: cl.portable(), Events: cl.db}
 	pages.DeviceKey = deviceKey(secret)
+	pages.Access = cl.access() // the dashboard's contribution level (access.go)
 	pages.OnLockout = lockoutMailer(sender, cfg.Issuer, log)
+	// Verification and password-reset links (web/account_links.go).
+	pages.Mail, pages.Issuer, pages.ResetPath = sender, cfg.Issuer, web.ForgotPath
 	fed := cl.federation()
 	if n, err := upgradeReplicaSecrets(ctx, cl, log); err != nil {
 		return err
@@ -127,12 +131,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	provider, err := oidc.New(oidc.Config{
 		Issuer: cfg.Issuer, CodeLifespan: cfg.CodeTTL, AccessLifespan: cfg.AccessTTL, RefreshLifespan: cfg.RefreshTTL,
-		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret,
+		Registration: cfg.Registration, RegistrationToken: cfg.RegistrationToken, GlobalSecret: secret, ServiceTerms: terms.Mode(cfg.ServiceTerms),
 		SessionCookie: web.SessionCookieName(strings.HasPrefix(cfg.Issuer, "https://")), Limits: lim, Outbound: cfg.Outbound(log).Client,
 		Resources: cfg.resources(),
 	}, &oidc.Provider{Store: cl.db, Keys: cl.keys, Accounts: cl.accounts, Sessions: sessions, Privacy: cl.db, Pages: pages, Log: log,
 		RemoteService:        cl.remoteService,
+		RPResolver:           newRPResolver(cfg, cl.db, cfg.Outbound(log).HTTPClient()), // automatic registration (autoreg.go)
 		ReplicaSubjects:      replicaSubjects(fed),
+		Access:               cl.access().Current, // access.go
 		RevocationsAnnounced: cl.db.Dialect() == sqlstore.Postgres,
 		PeerIntrospect: func(ctx context.Context, token string) (map[string]any, bool, error) {
 			info, err := fed.IntrospectPeerToken(ctx, token)
@@ -165,17 +171,32 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	cl.db.OnEvents(provider.EventsAppended)
 	fed.ActiveKey = provider.ActiveKey
 	fed.ServiceOf = provider.ReturnToClient
+	pages.PageInfo = func(ctx context.Context, returnTo string) web.PageInfo {
+		name, locales := provider.PageInfo(ctx, returnTo)
+		return web.PageInfo{Service: name, UILocales: locales}
+	}
 	if bc := provider.Backchannel(); bc != nil {
 		pages.EndingSignIns = bc.Ending
 	}
 	go cl.db.ListenTokens(ctx, log)
+	// OpenID Federation: the entity configuration, and the commons
+	// refresh (commons.go).
+	oidfedTTL, oidfedRefresh := commonsTimes(c.env)
+	// Request traces to the OpenTelemetry collector, when one is
+	// configured (tracing.go); the spans left are sent at exit.
+	tracer, err := startTracing(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing(tracer, log)
 	srv := &server.Server{
 		Issuer: cfg.Issuer, DB: cl.db, Keys: cl.keys, Log: log,
-		Areas: []server.Mounter{pages, provider, fed},
+		Areas: []server.Mounter{pages, provider, fed, cl.noticeHandler(), cloudEntity(cl, provider.DiscoveryDocument, oidfedTTL)},
 		// The pool statistics of the database: go_sql_* with db_name="commonsid".
 		Collectors:      append(cfg.outboundCollectors(log), collectors.NewDBStatsCollector(cl.db.SQL(), "commonsid")),
 		TrustedProxies:  trusted,
 		NoPublicMetrics: !cfg.PublicMetrics,
+		Trace:           traceMiddleware(tracer),
 	}
 	h, err := srv.Handler()
 	if err != nil {
@@ -256,6 +277,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		runDIDWitness(bg, cl, fed, envDuration(c.env, "COMMONSID_DID_WITNESS_INTERVAL", DefaultDIDWitnessInterval))
 	})
 	workers.Go(func() { markFeed(bg, cl) })
+	workers.Go(func() { runCommonsLoop(bg, cl, fed, oidfedRefresh) })
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -280,11 +302,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// purgeLoop removes expired codes, tokens, challenges and sessions every
-// minute (what anonymous requests write must not pile up between sweeps;
-// the deletes are batched and cheap when there is nothing to do), and
-// prunes activity and tombstones every ten minutes. Several replicas may
-// run it; the deletes are idempotent.
+// purgeLoop removes expired codes, tokens, challenges, sessions and the
+// other expiring rows every minute (sweepExpired: what anonymous requests
+// write must not pile up between sweeps; the deletes are batched, paused
+// while a backlog lasts, and cheap when there is nothing to do), and prunes
+// activity and tombstones every ten minutes. Several replicas may run it:
+// on PostgreSQL one sweeps at a time, and the deletes are idempotent.
 func purgeLoop(ctx context.Context, cl *cloud, log *slog.Logger) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
@@ -297,11 +320,7 @@ func purgeLoop(ctx context.Context, cl *cloud, log *slog.Logger) {
 		case <-t.C:
 			purge(ctx, cl, log, time.Now())
 		case <-expired.C:
-			if n, err := cl.db.PurgeExpired(ctx, time.Now()); err != nil {
-				log.Warn("purge expired rows", "err", err)
-			} else if n > 0 {
-				log.Debug("purged", "expired", n)
-			}
+			sweepExpired(ctx, cl.db, log, time.Now())
 		}
 	}
 }
@@ -374,10 +393,7 @@ const TombstoneLifetime = 30 * 24 * time.Hour
 // purge removes what has expired: codes, tokens, challenges, sessions,
 // activity past each person's retention, and old tombstones.
 func purge(ctx context.Context, cl *cloud, log *slog.Logger, now time.Time) {
-	n, err := cl.db.PurgeExpired(ctx, now)
-	if err != nil {
-		log.Warn("purge expired rows", "err", err)
-	}
+	n := sweepExpired(ctx, cl.db, log, now).Total()
 	a, err := cl.db.PruneActivity(ctx, now)
 	if err != nil {
 		log.Warn("prune activity", "err", err)
@@ -398,7 +414,8 @@ func describeService(ctx context.Context, cl *cloud, id string) (*web.ServiceInf
 		return nil, err
 	}
 	si := &web.ServiceInfo{ClientID: c.ClientID, Name: c.DisplayName(), LogoURI: c.LogoURI, ClientURI: c.ClientURI,
-		SourceCodeURI: c.SourceCodeURI, PolicyURI: c.PolicyURI, ForkedFrom: c.ForkedFrom}
+		SourceCodeURI: c.SourceCodeURI, PolicyURI: c.PolicyURI, ForkedFrom: c.ForkedFrom,
+		OutsideTerms: c.OutsideTerms, Commitments: c.CommonsCommitments, TermsHash: c.TermsHash()}
 	if c.FamilyRoot != "" {
 		if p, err := oidc.LookupClient(ctx, cl.db, c.ForkedFrom); err == nil {
 			si.ParentName = p.DisplayName()

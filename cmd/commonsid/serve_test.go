@@ -57,10 +57,13 @@ func get(t *testing.T, u string) (*http.Response, []byte) {
 // its operational endpoints, its did:web document, key rotation overlap and
 // sign-up.
 func TestServe(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
-			l := startLive(t, mk(t))
-			e, base := l.env, l.base
+			e := mk(t)
+			e["COMMONSID_PUBLIC_METRICS"] = "on" // scraped below
+			l := startLive(t, e)
+			base := l.base
 
 			resp, body := get(t, base+"/healthz")
 			if resp.StatusCode != 200 || string(body) != "ok\n" {
@@ -160,6 +163,7 @@ func grepLines(s, sub string) string {
 
 // TestServeRefusesBusyPort: a taken address is one clear error.
 func TestServeRefusesBusyPort(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

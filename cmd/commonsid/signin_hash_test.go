@@ -17,6 +17,7 @@ import (
 // "Bring my identity", with a message naming the accepted range, and
 // nothing is written.
 func TestImportRefusesCostlyPasswordHash(t *testing.T) {
+	t.Parallel()
 	a := startLive(t, sqliteEnv(t))
 	b := startLive(t, sqliteEnv(t))
 	did := lastLine(a.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--email", "alice@example.org", "--password-stdin"))

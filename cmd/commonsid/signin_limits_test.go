@@ -12,6 +12,10 @@ import (
 )
 
 // limitsEnv is an environment with the limits on (the test default is off).
+//
+// Tests with the limits on count requests and failures within time windows
+// and delays: they do not call t.Parallel, so that the other tests of the
+// package, which do, cannot stretch their requests past a window.
 func limitsEnv(e env) env {
 	e["COMMONSID_RATE_LIMIT"] = "on"
 	return e

@@ -84,6 +84,7 @@ func askSubjects(t *testing.T, base, token string, body map[string]string) (int,
 // It runs with the home on SQLite and the peer on PostgreSQL, and the
 // other way round.
 func TestSubjectsOnPeers(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds and restarts two")
 	}

@@ -13,6 +13,7 @@ import (
 // not a bearer token: UserInfo refuses it with 401 invalid_token, while the
 // access token of the same grant works.
 func TestTokensRefreshNotBearer(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	app := newRP(t, l, "bearer", nil)
@@ -38,6 +39,7 @@ func TestTokensRefreshNotBearer(t *testing.T) {
 // and afterwards the winner's new refresh token and access token are both
 // dead, because the loser is a reuse and revokes the chain.
 func TestTokensConcurrentRefreshReuse(t *testing.T) {
+	t.Parallel()
 	for name, mk := range map[string]func(testing.TB) env{"sqlite": sqliteEnv, "postgres": postgresEnv} {
 		t.Run(name, func(t *testing.T) {
 			l := startLive(t, mk(t))
@@ -97,6 +99,7 @@ func TestTokensConcurrentRefreshReuse(t *testing.T) {
 // refresh tokens and a client's own token alike. Dynamic registration
 // cannot grant itself the introspect scope.
 func TestTokensIntrospectionAudience(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, sqliteEnv(t))
 	l.env.must(t, "correct horse battery\n", "user", "create", "--username", "alice", "--password-stdin")
 	app := newRP(t, l, "owner", nil)

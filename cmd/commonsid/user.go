@@ -23,7 +23,7 @@ import (
 	"github.com/onecommons/commonsid/web"
 )
 
-const userUsage = "usage: commonsid user create|list|show|disable|enable|delete|rotate-key|upgrade-did [flags] [handle|DID] | moved --statement FILE"
+const userUsage = "usage: commonsid user create|list|show|disable|enable|delete|rotate-key|upgrade-did|reset-password|access [flags] [handle|DID] | moved --statement FILE"
 
 func runUser(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 {
@@ -46,6 +46,10 @@ func runUser(ctx context.Context, c *cli, args []string) error {
 		return userRotateKey(ctx, c, args)
 	case "upgrade-did":
 		return userUpgradeDID(ctx, c, args)
+	case "reset-password":
+		return userResetPassword(ctx, c, args)
+	case "access":
+		return userAccess(ctx, c, args) // access.go
 	}
 	return usagef("unknown user command %q; %s", sub, userUsage)
 }
@@ -199,7 +203,7 @@ func readPassword(r io.Reader) (string, error) {
 func userList(ctx context.Context, c *cli, args []string) error {
 	var asJSON bool
 	cl, fs, err := openForReading(ctx, c, "user list", args, func(fs *flag.FlagSet) {
-		fs.BoolVar(&asJSON, "json", false, "print JSON lines")
+		fs.BoolVar(&asJSON, "json", false, "print a JSON array of accounts (the objects of user show, without what needs the DID resolved)")
 	})
 	if err != nil {
 		return err
@@ -212,15 +216,19 @@ func userList(ctx context.Context, c *cli, args []string) error {
 	if !asJSON {
 		fmt.Fprintln(tw, "HANDLE\tSTATUS\tCREATED\tDID")
 	}
-	enc := json.NewEncoder(c.stdout)
+	// The JSON array is written as it is read, a page at a time, so that
+	// a large population is listed in constant memory.
+	arr := &jsonArray{w: c.stdout}
 	for after := ""; ; {
-		page, err := cl.db.ListAccounts(ctx, after, 500)
+		page, err := listAccounts(ctx, cl, after, 500)
 		if err != nil {
 			return err
 		}
 		for _, a := range page {
 			if asJSON {
-				enc.Encode(accountView(a, nil))
+				if err := arr.add(a); err != nil {
+					return err
+				}
 			} else {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Handle, a.Status, a.CreatedAt.Format("2006-01-02"), a.DID)
 			}
@@ -230,10 +238,60 @@ func userList(ctx context.Context, c *cli, args []string) error {
 		}
 		after = page[len(page)-1].Handle
 	}
+	if asJSON {
+		return arr.close()
+	}
 	return tw.Flush()
 }
 
-// accountJSON is what `user show` prints: no secrets.
+// jsonArray writes an indented JSON array one element at a time, the way
+// printJSON would write the whole slice.
+type jsonArray struct {
+	w io.Writer
+	n int
+}
+
+func (j *jsonArray) add(v any) error {
+	b, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	sep := ",\n  "
+	if j.n == 0 {
+		sep = "[\n  "
+	}
+	j.n++
+	_, err = fmt.Fprintf(j.w, "%s%s", sep, b)
+	return err
+}
+
+func (j *jsonArray) close() error {
+	end := "\n]\n"
+	if j.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(j.w, end)
+	return err
+}
+
+// listAccounts is a page of accounts in the shape of `user list --json`
+// and the admin API's list: after the handle after, at most limit.
+func listAccounts(ctx context.Context, cl *cloud, after string, limit int) ([]accountJSON, error) {
+	page, err := cl.db.ListAccounts(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]accountJSON, 0, len(page))
+	for _, a := range page {
+		out = append(out, accountSummary(cl, a))
+	}
+	return out, nil
+}
+
+// accountJSON is the one JSON shape of an account: what `user show`
+// prints, each element of `user list --json`, and the account objects of
+// the admin API (admin_backend.go). No secrets. A list leaves out what
+// needs the DID resolved (did_document, did_log_version, dids).
 type accountJSON struct {
 	DID           string        `json:"did"`
 	Handle        string        `json:"handle"`
@@ -255,13 +313,102 @@ type accountJSON struct {
 	DIDs []string `json:"dids,omitempty"`
 }
 
-func accountView(a *identity.Account, doc *did.Document) accountJSON {
+// accountSummary is an account as a list shows it.
+func accountSummary(cl *cloud, a *identity.Account) accountJSON {
 	return accountJSON{
 		DID: a.DID, Handle: a.Handle, Name: a.Name, Email: a.Email, EmailVerified: a.EmailVerified,
 		Status: a.Status, HomeCloud: a.HomeIssuer, HasPassword: a.PasswordHash != "",
-		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, DeletedAt: a.DeletedAt, DIDDocument: doc,
+		Replica:   isReplica(cl, a),
+		CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, DeletedAt: a.DeletedAt,
 		DIDMethod: didMethod(a.DID),
 	}
+}
+
+// isReplica reports whether a is a replica of an account homed on a peer.
+func isReplica(cl *cloud, a *identity.Account) bool {
+	return a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved
+}
+
+// accountShown is an account as `user show` and the admin API show it:
+// the summary plus its resolved DID document, log version and every DID it
+// has had.
+func accountShown(ctx context.Context, cl *cloud, a *identity.Account) (accountJSON, error) {
+	v := accountSummary(cl, a)
+	if a.Status != identity.StatusDeleted {
+		doc, version, err := cl.resolveForShow(ctx, a)
+		if err != nil {
+			return v, fmt.Errorf("resolve %s: %w", a.DID, err)
+		}
+		v.DIDDocument, v.DIDLogVersion = doc, version
+	}
+	dids, err := cl.db.AccountDIDs(ctx, a.DID)
+	if err != nil {
+		return v, err
+	}
+	if len(dids) == 0 {
+		dids = []string{a.DID}
+	}
+	v.DIDs = dids
+	return v, nil
+}
+
+// replicaError refuses a change to a replica: only its home changes it.
+type replicaError struct{ handle, home string }
+
+func (e *replicaError) Error() string {
+	return fmt.Sprintf("%s is a replica of an account homed at %s: replicas are read-only here; make the change there", e.handle, e.home)
+}
+
+// changeable refuses a change to a (a replica), as `user disable|enable|
+// delete` and the admin API do.
+func changeable(cl *cloud, a *identity.Account) error {
+	if isReplica(cl, a) {
+		return &replicaError{a.Handle, a.HomeIssuer}
+	}
+	return nil
+}
+
+// disableAccount disables a: it signs in nowhere, its sessions end and its
+// tokens are revoked (logout tokens queued) in the same transaction.
+func disableAccount(ctx context.Context, cl *cloud, a *identity.Account) error {
+	queue := cl.endingSignIns(ctx, a.DID)
+	return cl.db.InTx(ctx, func(ctx context.Context) error {
+		if err := cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled); err != nil {
+			return err
+		}
+		if err := queue(ctx); err != nil {
+			return err
+		}
+		if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
+			return err
+		}
+		_, err := cl.db.DeleteSessionsOf(ctx, a.DID, "")
+		return err
+	})
+}
+
+// enableAccount makes a active again.
+func enableAccount(ctx context.Context, cl *cloud, a *identity.Account) error {
+	return cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
+}
+
+// deleteAccount deletes a: its sign-ins end (logout tokens queued), what
+// it shared is forgotten, and the deletion is announced to peers, in one
+// transaction.
+func deleteAccount(ctx context.Context, cl *cloud, a *identity.Account) error {
+	queue := cl.endingSignIns(ctx, a.DID)
+	return cl.db.InTx(ctx, func(ctx context.Context) error {
+		if err := queue(ctx); err != nil {
+			return err
+		}
+		if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
+			return err
+		}
+		if err := cl.accounts.Delete(ctx, a.DID); err != nil {
+			return err
+		}
+		return cl.db.AppendEvent(ctx, "account.deleted", a.DID, time.Now().UTC(), map[string]any{"handle": a.Handle})
+	})
 }
 
 func userOne(ctx context.Context, c *cli, sub string, args []string) error {
@@ -269,7 +416,12 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	if sub == "show" {
 		open = openForReading
 	}
-	cl, fs, err := open(ctx, c, "user "+sub, args, nil)
+	var extra func(*flag.FlagSet)
+	if sub == "show" {
+		// show prints JSON with or without --json (as client show does).
+		extra = func(fs *flag.FlagSet) { fs.Bool("json", false, "print JSON (the default)") }
+	}
+	cl, fs, err := open(ctx, c, "user "+sub, args, extra)
 	if err != nil {
 		return err
 	}
@@ -281,63 +433,26 @@ func userOne(ctx context.Context, c *cli, sub string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if sub != "show" && a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved {
-		return fmt.Errorf("%s is a replica of an account homed at %s: replicas are read-only here; make the change there", a.Handle, a.HomeIssuer)
+	if sub != "show" {
+		if err := changeable(cl, a); err != nil {
+			return err
+		}
 	}
 	switch sub {
 	case "show":
-		var doc *did.Document
-		var version int
-		if a.Status != identity.StatusDeleted {
-			if doc, version, err = cl.resolveForShow(ctx, a); err != nil {
-				return fmt.Errorf("resolve %s: %w", a.DID, err)
-			}
-		}
-		v := accountView(a, doc)
-		v.DIDLogVersion = version
-		v.Replica = a.HomeIssuer != cl.cfg.Issuer && a.Status != identity.StatusMoved
-		if v.DIDs, err = cl.db.AccountDIDs(ctx, a.DID); err != nil {
+		v, err := accountShown(ctx, cl, a)
+		if err != nil {
 			return err
-		}
-		if len(v.DIDs) == 0 {
-			v.DIDs = []string{a.DID}
 		}
 		b, _ := json.MarshalIndent(v, "", "  ")
 		fmt.Fprintln(c.stdout, string(b))
 		return nil
 	case "disable":
-		// A disabled account signs in nowhere: its sessions end and its
-		// tokens are revoked with the change.
-		queue := cl.endingSignIns(ctx, a.DID)
-		err = cl.db.InTx(ctx, func(ctx context.Context) error {
-			if err := cl.accounts.SetStatus(ctx, a.DID, identity.StatusDisabled); err != nil {
-				return err
-			}
-			if err := queue(ctx); err != nil {
-				return err
-			}
-			if _, err := cl.db.DeleteAllGrantsOf(ctx, a.DID); err != nil {
-				return err
-			}
-			_, err := cl.db.DeleteSessionsOf(ctx, a.DID, "")
-			return err
-		})
+		err = disableAccount(ctx, cl, a)
 	case "enable":
-		err = cl.accounts.SetStatus(ctx, a.DID, identity.StatusActive)
+		err = enableAccount(ctx, cl, a)
 	case "delete":
-		queue := cl.endingSignIns(ctx, a.DID)
-		err = cl.db.InTx(ctx, func(ctx context.Context) error {
-			if err := queue(ctx); err != nil {
-				return err
-			}
-			if err := cl.db.ForgetAccount(ctx, a.DID); err != nil {
-				return err
-			}
-			if err := cl.accounts.Delete(ctx, a.DID); err != nil {
-				return err
-			}
-			return cl.db.AppendEvent(ctx, "account.deleted", a.DID, time.Now().UTC(), map[string]any{"handle": a.Handle})
-		})
+		err = deleteAccount(ctx, cl, a)
 	}
 	if err != nil {
 		return err

@@ -3,13 +3,13 @@ package main
 import (
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 )
 
 func TestBuildVersion(t *testing.T) {
+	t.Parallel()
 	bi := &debug.BuildInfo{
 		GoVersion: "go1.26.0",
 		Main:      debug.Module{Path: "github.com/onecommons/commonsid", Version: "v1.4.0"},
@@ -43,6 +43,7 @@ func TestBuildVersion(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
+	t.Parallel()
 	r := env{}.run(t, "", "version", "--json")
 	if r.code != 0 {
 		t.Fatalf("version --json: %+v", r)
@@ -61,6 +62,7 @@ func TestVersionCommand(t *testing.T) {
 
 // A binary built from the repository carries the commit it was built from.
 func TestVersionOfBuiltBinary(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
@@ -69,12 +71,9 @@ func TestVersionOfBuiltBinary(t *testing.T) {
 		t.Skipf("no git repository to compare with: %v", err)
 	}
 	// The build stamps the commit unless told not to (GOFLAGS may say
-	// -buildvcs=false): the Dockerfile and make build ask for it.
-	bin := filepath.Join(t.TempDir(), "commonsid")
-	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "version", "--json").Output()
+	// -buildvcs=false): the Dockerfile and make build ask for it, and so
+	// does the binary the process tests share (binary).
+	out, err := exec.Command(binary(t), "version", "--json").Output()
 	if err != nil {
 		t.Fatalf("version --json: %v", err)
 	}

@@ -25,6 +25,7 @@ import (
 // threshold), refuses a fork of it, and keeps its witness id across a
 // restart; SQLite witness, PostgreSQL peer.
 func TestWitnessBetweenClouds(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs two clouds and restarts one")
 	}
@@ -127,6 +128,7 @@ func discoveredWitness(t *testing.T, base string) federation.WitnessService {
 // own did_logs row when that peer is down too. Home on SQLite, the
 // resolving cloud on PostgreSQL.
 func TestResolveWhileHomeDown(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("skipped with -short: runs three clouds")
 	}

@@ -12,8 +12,8 @@ import (
 
 // Policy is the progressive delay of one kind of failure budget: the first
 // Free failures cost nothing; from then on each further attempt must wait
-// 2^n seconds after the last failure (n = failures − Free + 1: 2 s, 4 s,
-// 8 s …) up to MaxDelay. A key whose last failure is older than its delay
+// 2^n × Step after the last failure (n = failures − Free + 1; with the
+// default Step of a second: 2 s, 4 s, 8 s …) up to MaxDelay. A key whose last failure is older than its delay
 // plus Window starts again from zero. An attempt counts when it is taken
 // (so that concurrent attempts cannot slip past the count) and is taken
 // back when it succeeds or reaches no verdict.
@@ -23,6 +23,15 @@ type Policy struct {
 	Free     int
 	Window   time.Duration
 	MaxDelay time.Duration
+	// Step is the unit of the doubling; zero is one second. A budget of
+	// notices (one mail an hour) uses a larger one.
+	Step time.Duration
+}
+
+// Once is the budget of something allowed once per every (a notice by
+// mail): the first take counts, the next must wait every after it.
+func Once(name string, every time.Duration) Policy {
+	return Policy{Name: name, Free: 1, Step: every / 2, MaxDelay: every}
 }
 
 // The budgets of password checks.
@@ -38,9 +47,14 @@ var (
 	// Check: the password asked again behind a session (change it,
 	// delete the account, export it, re-authenticate).
 	Check = Policy{Name: "check", Free: 5, Window: 15 * time.Minute, MaxDelay: 15 * time.Minute}
-	// Phrase: checks of a signed-in account's recovery phrase, which count
-	// whatever their answer.
+	// Phrase: checks of an account's recovery phrase (behind a session,
+	// or in place of a lost second factor), which count whatever their
+	// answer.
 	Phrase = Policy{Name: "phrase", Free: 10, Window: 15 * time.Minute, MaxDelay: 15 * time.Minute}
+	// SecondFactor: the codes (authenticator app and recovery codes) of
+	// one account at the second-factor step of sign-in, from every source
+	// and every pending sign-in; a right code clears it.
+	SecondFactor = Policy{Name: "second-factor", Free: 10, Window: 15 * time.Minute, MaxDelay: 15 * time.Minute}
 )
 
 // maxDelaySteps bounds the doubling: 2^20 s is beyond any MaxDelay.
@@ -52,10 +66,14 @@ func (p Policy) Delay(failures int) time.Duration {
 		return 0
 	}
 	n := failures - p.Free + 1
-	if n > maxDelaySteps {
+	step := p.Step
+	if step <= 0 {
+		step = time.Second
+	}
+	if n > maxDelaySteps || step > p.MaxDelay>>n {
 		return p.MaxDelay
 	}
-	d := time.Duration(1<<n) * time.Second
+	d := step << n
 	if d > p.MaxDelay {
 		return p.MaxDelay
 	}
@@ -147,6 +165,16 @@ func (a *Attempt) Clear(ctx context.Context) {
 		return
 	}
 	a.l.failures().ClearFailures(ctx, a.hash)
+}
+
+// Clear forgets the failures of key in the budget p (the owner proved
+// themselves in another way). A store failure is returned; nothing with
+// limiting off.
+func (l *Limits) Clear(ctx context.Context, p Policy, key string) error {
+	if l.Off() {
+		return nil
+	}
+	return l.failures().ClearFailures(ctx, KeyHash(p, key))
 }
 
 // Started reports whether this failed attempt is the one that starts the

@@ -74,3 +74,35 @@ func TestTake(t *testing.T) {
 		}
 	}
 }
+
+// TestStepAndClear: a Step scales the doubling, Once allows one take per
+// period, and Clear forgets a key's failures.
+func TestStepAndClear(t *testing.T) {
+	p := Policy{Name: "s", Free: 1, Step: time.Minute, Window: time.Hour, MaxDelay: time.Hour}
+	if p.Delay(1) != 2*time.Minute || p.Delay(3) != 8*time.Minute || p.Delay(10) != time.Hour {
+		t.Fatalf("Step delays %v %v %v", p.Delay(1), p.Delay(3), p.Delay(10))
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := &Limits{Scale: 1, Now: func() time.Time { return now }}
+	once := Once("o", time.Hour)
+	if _, wait, _ := l.Take(ctx, once, "k"); wait != 0 {
+		t.Fatal("first take waits")
+	}
+	if _, wait, _ := l.Take(ctx, once, "k"); wait != time.Hour {
+		t.Fatalf("second take within the hour: wait %v, want 1h", wait)
+	}
+	now = now.Add(time.Hour)
+	if a, wait, _ := l.Take(ctx, once, "k"); wait != 0 || a.Count != 1 {
+		t.Fatalf("take after the hour: %+v %v", a, wait)
+	}
+	for range 6 {
+		l.Take(ctx, Account, "x")
+	}
+	if err := l.Clear(ctx, Account, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if a, wait, _ := l.Take(ctx, Account, "x"); wait != 0 || a.Count != 1 {
+		t.Fatalf("after Clear: %+v %v", a, wait)
+	}
+}

@@ -71,7 +71,7 @@ var (
 // The same collectors may be registered on several registries.
 func Collectors() []prometheus.Collector {
 	return []prometheus.Collector{tokensIssued, signIns, rateLimited, mailSent, mailFailed,
-		fedApplied, fedRejected, fedQuarantined, fedConnected, fedLag}
+		fedApplied, fedRejected, fedQuarantined, fedConnected, fedLag, purgedRows}
 }
 
 // TokenIssued counts a token response; public tells the client kind.

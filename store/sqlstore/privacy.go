@@ -22,7 +22,7 @@ func splitWords(s string) []string {
 	return strings.Split(s, " ")
 }
 
-const consentCols = `account_did, client_id, scopes, claims, subject_sector, granted_at, updated_at, expires_at, last_used_at`
+const consentCols = `account_did, client_id, scopes, claims, subject_sector, granted_at, updated_at, expires_at, last_used_at, terms_hash`
 
 func scanConsent(s scanner) (*privacy.Consent, error) {
 	var (
@@ -31,7 +31,7 @@ func scanConsent(s scanner) (*privacy.Consent, error) {
 		granted, updated int64
 		expires, used    sql.NullInt64
 	)
-	if err := s.Scan(&c.AccountDID, &c.ClientID, &scopes, &claims, &c.SubjectSector, &granted, &updated, &expires, &used); err != nil {
+	if err := s.Scan(&c.AccountDID, &c.ClientID, &scopes, &claims, &c.SubjectSector, &granted, &updated, &expires, &used, &c.TermsHash); err != nil {
 		return nil, mapErr(err)
 	}
 	c.Scopes, c.Claims = splitWords(scopes), splitWords(claims)
@@ -56,11 +56,12 @@ func (d *DB) PutConsent(ctx context.Context, c *privacy.Consent) error {
 }
 
 func (d *DB) putConsent(ctx context.Context, c *privacy.Consent) error {
-	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	_, err := d.q(ctx).ExecContext(ctx, `INSERT INTO consents (`+consentCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (account_did, client_id) DO UPDATE SET scopes = EXCLUDED.scopes, claims = EXCLUDED.claims,
-		subject_sector = EXCLUDED.subject_sector, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at`,
+		subject_sector = EXCLUDED.subject_sector, updated_at = EXCLUDED.updated_at, expires_at = EXCLUDED.expires_at,
+		terms_hash = EXCLUDED.terms_hash`,
 		c.AccountDID, c.ClientID, strings.Join(c.Scopes, " "), strings.Join(c.Claims, " "), c.SubjectSector,
-		toMicros(c.GrantedAt), toMicros(c.UpdatedAt), toMicrosPtr(c.ExpiresAt), toMicrosPtr(c.LastUsedAt))
+		toMicros(c.GrantedAt), toMicros(c.UpdatedAt), toMicrosPtr(c.ExpiresAt), toMicrosPtr(c.LastUsedAt), c.TermsHash)
 	if err != nil {
 		return fmt.Errorf("put consent: %w", err)
 	}
@@ -285,6 +286,9 @@ func (d *DB) ForgetAccount(ctx context.Context, did string) error {
 			`DELETE FROM consents WHERE account_did = $1`,
 			`DELETE FROM activity WHERE account_did = $1`,
 			`DELETE FROM privacy_settings WHERE account_did = $1`,
+			`DELETE FROM account_tokens WHERE account_did = $1`,
+			`DELETE FROM account_access WHERE account_did = $1`,
+			`DELETE FROM access_notices WHERE account_did = $1`,
 			// The event log keeps revocations (peers still need them)
 			// without the DID, and nothing else of the account.
 			`UPDATE events SET account_did = '' WHERE account_did = $1 AND type = 'token.revoked'`,

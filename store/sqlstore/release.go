@@ -20,20 +20,21 @@ func (d *DB) ReleaseContext(ctx context.Context, did, clientID string) (*identit
 		deleted                 sql.NullInt64
 		didKey, pairSecret      []byte
 		cScopes, cClaims, cSect sql.NullString
+		cTerms                  sql.NullString
 		cGranted, cUpdated      sql.NullInt64
 		cExpires, cUsed         sql.NullInt64
 		settings                sql.NullString
 	)
 	err := d.q(ctx).QueryRowContext(ctx, `SELECT a.did, a.handle, a.email, a.email_verified, a.name, a.password_hash, a.status, a.home_issuer,
 		a.did_key_sealed, a.pairwise_secret_sealed, a.created_at, a.updated_at, a.deleted_at,
-		c.scopes, c.claims, c.subject_sector, c.granted_at, c.updated_at, c.expires_at, c.last_used_at, p.settings
+		c.scopes, c.claims, c.subject_sector, c.granted_at, c.updated_at, c.expires_at, c.last_used_at, c.terms_hash, p.settings
 		FROM accounts a
 		LEFT JOIN consents c ON c.account_did = a.did AND c.client_id = $2
 		LEFT JOIN privacy_settings p ON p.account_did = a.did
 		WHERE a.did = $1`, did, clientID).Scan(
 		&a.DID, &a.Handle, &a.Email, &a.EmailVerified, &a.Name, &a.PasswordHash, &a.Status, &a.HomeIssuer,
 		&didKey, &pairSecret, &created, &updated, &deleted,
-		&cScopes, &cClaims, &cSect, &cGranted, &cUpdated, &cExpires, &cUsed, &settings)
+		&cScopes, &cClaims, &cSect, &cGranted, &cUpdated, &cExpires, &cUsed, &cTerms, &settings)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("release context of %s: %w", did, mapErr(err))
 	}
@@ -43,7 +44,7 @@ func (d *DB) ReleaseContext(ctx context.Context, did, clientID string) (*identit
 	if cGranted.Valid {
 		c = &privacy.Consent{AccountDID: a.DID, ClientID: clientID, Scopes: splitWords(cScopes.String), Claims: splitWords(cClaims.String),
 			SubjectSector: cSect.String, GrantedAt: fromMicros(cGranted.Int64), UpdatedAt: fromMicros(cUpdated.Int64),
-			ExpiresAt: fromMicrosPtr(cExpires), LastUsedAt: fromMicrosPtr(cUsed)}
+			ExpiresAt: fromMicrosPtr(cExpires), LastUsedAt: fromMicrosPtr(cUsed), TermsHash: cTerms.String}
 	}
 	var st *privacy.Settings
 	if settings.Valid {

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Meta", testMeta},
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
+		{"ConsentTermsHash", testConsentTermsHash}, // terms_cases.go
 		{"ActivityAndSettings", testActivitySettings},
 		{"ActivityConcurrent", testActivityConcurrent},
 		{"OAuthRequestsConcurrent", testOAuthRequestsConcurrent},
@@ -71,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"OAuthRequests", testOAuthRequests},
 		{"Transactions", testTransactions},
 		{"ChallengesAndPurge", testChallengesPurge},
+		{"PurgeBatches", testPurgeBatches},
 		{"ChallengeBounds", testChallengeBounds},
 		{"PushedRequests", testPushedRequests},
 		{"ReleaseContext", testReleaseContext},

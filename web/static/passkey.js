@@ -1,121 +1,14 @@
-// Passkeys: the only script of Commons ID. It drives the WebAuthn browser
-// API for "Add a passkey" (/account/security) and "Sign in with a passkey"
-// (/login). Every other form on those pages works without it.
+// Passkeys: "Add a passkey" (/account/security) and "Sign in with a
+// passkey" (/login), over the WebAuthn helpers of webauthn.js (loaded
+// first). Every other form on those pages works without it.
 (function () {
   "use strict";
 
-  if (!window.PublicKeyCredential || !navigator.credentials) {
+  var w = window.CommonsWebAuthn;
+  if (!w || !w.supported) {
     return; // the pages say passkeys need a supporting browser
   }
-
-  function toBytes(s) {
-    var b64 = s.replace(/-/g, "+").replace(/_/g, "/");
-    while (b64.length % 4) {
-      b64 += "=";
-    }
-    var bin = atob(b64);
-    var out = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) {
-      out[i] = bin.charCodeAt(i);
-    }
-    return out.buffer;
-  }
-
-  function toBase64url(buf) {
-    var bytes = new Uint8Array(buf);
-    var bin = "";
-    for (var i = 0; i < bytes.length; i++) {
-      bin += String.fromCharCode(bytes[i]);
-    }
-    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  // post sends JSON and returns the JSON answer; a failure throws an Error
-  // with the server's description and its code.
-  async function post(url, body) {
-    var resp = await fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify(body === undefined ? {} : body),
-    });
-    var data = null;
-    try {
-      data = await resp.json();
-    } catch (e) {
-      data = null;
-    }
-    if (!resp.ok) {
-      var err = new Error((data && data.error_description) || "The server answered " + resp.status + ".");
-      err.code = data && data.error;
-      throw err;
-    }
-    return data;
-  }
-
-  function descriptors(list) {
-    return (list || []).map(function (c) {
-      return Object.assign({}, c, { id: toBytes(c.id) });
-    });
-  }
-
-  function creationOptions(o) {
-    var pk = Object.assign({}, o.publicKey);
-    pk.challenge = toBytes(pk.challenge);
-    pk.user = Object.assign({}, pk.user, { id: toBytes(pk.user.id) });
-    pk.excludeCredentials = descriptors(pk.excludeCredentials);
-    return pk;
-  }
-
-  function requestOptions(o) {
-    var pk = Object.assign({}, o.publicKey);
-    pk.challenge = toBytes(pk.challenge);
-    pk.allowCredentials = descriptors(pk.allowCredentials);
-    return pk;
-  }
-
-  // credentialJSON is the browser's answer in the JSON form the server reads.
-  function credentialJSON(cred) {
-    var r = cred.response;
-    var out = {
-      id: cred.id,
-      rawId: toBase64url(cred.rawId),
-      type: cred.type,
-      response: { clientDataJSON: toBase64url(r.clientDataJSON) },
-    };
-    if (cred.authenticatorAttachment) {
-      out.authenticatorAttachment = cred.authenticatorAttachment;
-    }
-    if (r.attestationObject) {
-      out.response.attestationObject = toBase64url(r.attestationObject);
-      if (typeof r.getTransports === "function") {
-        out.response.transports = r.getTransports();
-      }
-    }
-    if (r.authenticatorData) {
-      out.response.authenticatorData = toBase64url(r.authenticatorData);
-      out.response.signature = toBase64url(r.signature);
-      if (r.userHandle) {
-        out.response.userHandle = toBase64url(r.userHandle);
-      }
-    }
-    return out;
-  }
-
-  function browserMessage(err, what) {
-    if (err && err.name === "NotAllowedError") {
-      return what + " was cancelled or timed out.";
-    }
-    if (err && err.name === "InvalidStateError") {
-      return "This device already holds one of your passkeys.";
-    }
-    return (err && err.message) || what + " failed.";
-  }
-
-  function say(el, msg) {
-    el.textContent = msg || "";
-    el.hidden = !msg;
-  }
+  var post = w.post, say = w.say, text = w.text;
 
   // --- /account/security: Add a passkey ---
   var add = document.getElementById("passkey-add");
@@ -135,17 +28,17 @@
       say(addError, "");
       addButton.disabled = true;
       try {
-        addStatus.textContent = "Preparing…";
+        addStatus.textContent = text(add, "Preparing", "Preparing…");
         var begin = {};
         if (!reauth.hidden && password.value) {
           begin.password = password.value;
         }
         var options = await post("/account/api/passkeys/register/begin", begin);
-        addStatus.textContent = "Follow your browser's prompt to create the passkey.";
-        var cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
-        addStatus.textContent = "Saving…";
+        addStatus.textContent = text(add, "Prompt", "Follow your browser's prompt to create the passkey.");
+        var cred = await navigator.credentials.create({ publicKey: w.creationOptions(options) });
+        addStatus.textContent = text(add, "Saving", "Saving…");
         var name = document.getElementById("passkey-name").value.trim();
-        await post("/account/api/passkeys/register/finish?name=" + encodeURIComponent(name), credentialJSON(cred));
+        await post("/account/api/passkeys/register/finish?name=" + encodeURIComponent(name), w.credentialJSON(cred));
         window.location.assign("/account/security?done=passkey-added#passkeys");
       } catch (err) {
         addStatus.textContent = "";
@@ -154,7 +47,7 @@
           password.required = true;
           password.focus();
         }
-        say(addError, browserMessage(err, "Creating the passkey"));
+        say(addError, w.browserMessage(add, err, text(add, "What", "Creating the passkey")));
       } finally {
         addButton.disabled = false;
       }
@@ -173,16 +66,16 @@
       button.disabled = true;
       try {
         var options = await post("/login/passkey/begin");
-        loginStatus.textContent = "Follow your browser's prompt to use your passkey.";
-        var cred = await navigator.credentials.get({ publicKey: requestOptions(options) });
-        loginStatus.textContent = "Signing in…";
+        loginStatus.textContent = text(section, "Prompt", "Follow your browser's prompt to use your passkey.");
+        var cred = await navigator.credentials.get({ publicKey: w.requestOptions(options) });
+        loginStatus.textContent = text(section, "Signing", "Signing in…");
         var back = document.querySelector('input[name="return_to"]');
         var q = back && back.value ? "?return_to=" + encodeURIComponent(back.value) : "";
-        var done = await post("/login/passkey/finish" + q, credentialJSON(cred));
+        var done = await post("/login/passkey/finish" + q, w.credentialJSON(cred));
         window.location.assign(done.redirect);
       } catch (err) {
         loginStatus.textContent = "";
-        say(loginError, browserMessage(err, "Signing in with a passkey"));
+        say(loginError, w.browserMessage(section, err, text(section, "What", "Signing in with a passkey")));
         button.disabled = false;
       }
     });
