@@ -181,7 +181,10 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 	}
 	var after func()
 	if kind == KindAccess && s.cacheIssued {
-		after = func() { s.cacheIssuedGrant(sig, r, sr) }
+		// A revocation announced between now and the commit (the grant
+		// revoked by a concurrent reuse) keeps the new token out.
+		epoch := s.access.since()
+		after = func() { s.cacheIssuedGrant(epoch, sig, r, sr) }
 	}
 	return storeErr(s.store(ctx, &OAuthRequest{
 		Kind: kind, SignatureHash: sigHash(sig), RequestID: r.GetID(), ClientID: r.GetClient().GetID(),
@@ -196,14 +199,14 @@ func (s *fositeStore) create(ctx context.Context, kind, sig, accessSig string, r
 // as it is now (what follows in the token request, such as the ID token's
 // at_hash, is not part of it). Should the surrounding transaction roll
 // back, the token was never handed out and the entry is never asked for.
-func (s *fositeStore) cacheIssuedGrant(sig string, r fosite.Requester, sr storedRequest) {
+func (s *fositeStore) cacheIssuedGrant(epoch uint64, sig string, r fosite.Requester, sr storedRequest) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok || sess.AccountDID == "" {
 		return // a client's own token: cached once read, if ever
 	}
 	form, _ := url.ParseQuery(sr.Form)
 	now := time.Now()
-	s.access.put(sig, &fosite.Request{
+	s.access.putSince(epoch, sig, &fosite.Request{
 		ID: sr.ID, RequestedAt: sr.RequestedAt, Client: r.GetClient(),
 		RequestedScope: slices.Clone(sr.Scopes), GrantedScope: slices.Clone(sr.GrantedScopes),
 		RequestedAudience: slices.Clone(sr.Audience), GrantedAudience: slices.Clone(sr.GrantedAudience),

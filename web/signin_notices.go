@@ -67,7 +67,9 @@ func (h *Handler) sendNotice(r *http.Request, a *identity.Account, p limits.Poli
 	c := h.common(a, a.Email)
 	req := mail.Request{At: h.Now().UTC(), IP: clientIP(r), Device: h.meta(r).UserAgent}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), noticeTimeout)
+	h.notices.Add(1)
 	go func() {
+		defer h.notices.Done()
 		defer cancel()
 		if !h.noticeAllowed(ctx, p, a.DID) {
 			h.Log.InfoContext(ctx, "notice not sent: the account's notice budget is spent", "notice", string(kind))
@@ -82,6 +84,10 @@ func (h *Handler) sendNotice(r *http.Request, a *identity.Account, p limits.Poli
 		}
 	}()
 }
+
+// WaitNotices waits until every notice started so far is sent or given
+// up (each within noticeTimeout); for a graceful stop and for tests.
+func (h *Handler) WaitNotices() { h.notices.Wait() }
 
 // link is an absolute link to a page of this cloud.
 func (h *Handler) link(path string) string {

@@ -27,18 +27,10 @@ func withMail(t *testing.T, rep *replica) *smtptest.Server {
 	return srv
 }
 
-// settled waits until no message arrived for a moment and returns the
-// messages to addr.
-func settled(srv *smtptest.Server, addr string) []smtptest.Message {
-	var n int
-	for {
-		time.Sleep(400 * time.Millisecond)
-		if m := len(srv.Messages()); m == n {
-			break
-		} else {
-			n = m
-		}
-	}
+// settled waits until every notice the handler started is sent and
+// returns the messages to addr.
+func settled(h *Handler, srv *smtptest.Server, addr string) []smtptest.Message {
+	h.WaitNotices()
 	var out []smtptest.Message
 	for _, m := range srv.Messages() {
 		for _, to := range m.To {
@@ -83,7 +75,7 @@ func TestNewDeviceMail(t *testing.T) {
 		return cookieOf(rec, DeviceCookieName(true))
 	}
 	device := login("alice")
-	msgs := settled(srv, "alice@example.net")
+	msgs := settled(rep.h, srv, "alice@example.net")
 	if len(msgs) != 1 {
 		t.Fatalf("%d mails after a sign-in from a new device, want 1", len(msgs))
 	}
@@ -93,18 +85,18 @@ func TestNewDeviceMail(t *testing.T) {
 	}
 	login("alice", device)
 	login("alice", device)
-	if msgs := settled(srv, "alice@example.net"); len(msgs) != 1 {
+	if msgs := settled(rep.h, srv, "alice@example.net"); len(msgs) != 1 {
 		t.Fatalf("%d mails after sign-ins from the known device, want still 1", len(msgs))
 	}
 	login("bob")
-	if msgs := settled(srv, "bob@example.net"); len(msgs) != 0 {
+	if msgs := settled(rep.h, srv, "bob@example.net"); len(msgs) != 0 {
 		t.Fatalf("%d mails to an unverified address, want 0", len(msgs))
 	}
 	// Ten new devices in a row: the free three, then a wait between two.
 	for range 10 {
 		login("alice")
 	}
-	if msgs := settled(srv, "alice@example.net"); len(msgs) != newDeviceMailBudget.Free {
+	if msgs := settled(rep.h, srv, "alice@example.net"); len(msgs) != newDeviceMailBudget.Free {
 		t.Fatalf("%d new-device mails after a flood, want %d", len(msgs), newDeviceMailBudget.Free)
 	}
 }

@@ -134,6 +134,9 @@ type Handler struct {
 
 	deviceKeyOnce    sync.Once
 	processDeviceKey []byte
+	// notices counts the notices being sent apart from their requests
+	// (signin_notices.go); WaitNotices waits for them.
+	notices sync.WaitGroup
 	// PrivacySvc applies settings changes and revocations.
 	PrivacySvc *privacy.Service
 	// Events records what peers replicate (account.deleted…); nil records

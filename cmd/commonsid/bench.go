@@ -23,6 +23,8 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 	scen := fs.String("scenarios", "all", "comma-separated scenarios: "+strings.Join(loadtest.Scenarios(), ", ")+", or all")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of a table")
 	timeout := fs.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
+	metricsURL := fs.String("metrics-url", "", "where the server's memory is read: the admin listener's /metrics, such as http://127.0.0.1:8090/metrics (default: /metrics on --url, served only with COMMONSID_PUBLIC_METRICS=on)")
+	metricsToken := fs.String("metrics-token", "", "bearer token for --metrics-url (default $COMMONSID_ADMIN_TOKEN)")
 	regToken := fs.String("registration-token", "", "initial access token for client registration (default $COMMONSID_REGISTRATION_TOKEN)")
 	pop := fs.String("populate", "", "instead of driving load, fill the database (--db or --database) with this many generated accounts (k and M allowed), with consents, sessions and tokens; a later run adds up to the new number")
 	perAccount := fs.Int("tokens-per-account", 10, "with --populate: stored tokens (access and refresh) per account")
@@ -41,7 +43,10 @@ func runBench(ctx context.Context, c *cli, args []string) error {
 		return runPopulate(ctx, c, cfg, *pop, populateOptions{Tokens: *perAccount, ExpiredPc: *expiredPc, Force: *force, Progress: c.stderr})
 	}
 	lcfg := loadtest.Config{URL: *baseURL, Duration: *duration, Warmup: *warmup, Timeout: *timeout,
-		RegistrationToken: *regToken, Progress: c.stderr}
+		RegistrationToken: *regToken, Progress: c.stderr, MetricsURL: *metricsURL, MetricsToken: *metricsToken}
+	if lcfg.MetricsToken == "" && lcfg.MetricsURL != "" {
+		lcfg.MetricsToken = c.env("COMMONSID_ADMIN_TOKEN")
+	}
 	if lcfg.RegistrationToken == "" {
 		lcfg.RegistrationToken = c.env("COMMONSID_REGISTRATION_TOKEN")
 	}

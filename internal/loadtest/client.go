@@ -582,30 +582,48 @@ func (e *env) browsersFor(ctx context.Context, n int) ([]*browser, *registered, 
 	return e.browsers[:n], rp, nil
 }
 
-// rss reads process_resident_memory_bytes from the server's /metrics; -1
-// when it cannot.
+// rss reads process_resident_memory_bytes from the server's metrics
+// (Config.MetricsURL); -1 when it cannot.
 func (e *env) rss(ctx context.Context) int64 {
-	req, err := newGet(ctx, e.url("/metrics"))
-	if err != nil {
-		return -1
-	}
-	resp, err := send(e.hc, req)
-	if err == nil && resp.status != http.StatusOK {
-		err = statusError(req, resp)
-	}
-	var v int64 = -1
-	if err == nil {
-		var ok bool
-		if v, ok = parseRSS(bytes.NewReader(resp.body)); !ok {
-			err = errors.New("/metrics has no process_resident_memory_bytes")
-			v = -1
-		}
-	}
+	v, err := e.readRSS(ctx)
 	if err != nil && !e.rssNoted {
 		e.rssNoted = true
 		e.progress("server memory unknown: %v", err)
 	}
 	return v
+}
+
+// maxMetricsBytes bounds the metrics page read for the resident memory.
+const maxMetricsBytes = 8 << 20
+
+func (e *env) readRSS(ctx context.Context) (int64, error) {
+	u := e.cfg.MetricsURL
+	if u == "" {
+		u = e.url("/metrics")
+	}
+	req, err := newGet(ctx, u)
+	if err != nil {
+		return -1, err
+	}
+	if e.cfg.MetricsToken != "" {
+		req.Header.Set("Authorization", "Bearer "+e.cfg.MetricsToken)
+	}
+	// The metrics may be on another listener than the base URL, which the
+	// scenarios' transport is limited to: a client of its own.
+	hc := &http.Client{Timeout: e.cfg.Timeout}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return -1, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return -1, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	v, ok := parseRSS(io.LimitReader(resp.Body, maxMetricsBytes))
+	if !ok {
+		return -1, fmt.Errorf("%s has no process_resident_memory_bytes", u)
+	}
+	return v, nil
 }
 
 // parseRSS finds process_resident_memory_bytes in the Prometheus text

@@ -69,6 +69,12 @@ type Config struct {
 	Timeout time.Duration
 	// Progress receives one line per step; nil for none.
 	Progress io.Writer
+	// MetricsURL is where the server's Prometheus metrics are read for its
+	// resident memory: the admin listener's /metrics (with MetricsToken as
+	// its bearer token) or, when the server publishes them there, URL's
+	// /metrics, the default.
+	MetricsURL   string
+	MetricsToken string
 }
 
 // Validate reports every problem of the configuration at once.
@@ -93,6 +99,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %v: must not be negative", c.Timeout))
+	}
+	if c.MetricsURL != "" {
+		if u, err := url.Parse(c.MetricsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("metrics url %q: must be an absolute http or https URL", c.MetricsURL))
+		}
 	}
 	for _, s := range c.Scenarios {
 		if !slices.Contains(Scenarios(), s) {

@@ -35,7 +35,11 @@ func (l *lockedBuffer) String() string {
 
 // startServer builds commonsid and serves a fresh data folder on a free
 // port; it returns the base URL once /readyz answers 200.
-func startServer(t *testing.T) string {
+// testAdminToken is the admin token of the server startServer runs; its
+// resident memory is read from the admin listener's /metrics with it.
+const testAdminToken = "loadtest-admin-token-0123456789abcdef"
+
+func startServer(t *testing.T) (base, metrics string) {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	gomod := strings.TrimSpace(string(out))
@@ -55,13 +59,21 @@ func startServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
+	al, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := al.Addr().String()
 	l.Close()
-	base := "http://" + addr
+	al.Close()
+	base = "http://" + addr
+	metrics = "http://" + adminAddr + "/metrics"
 
 	logs := &lockedBuffer{}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "COMMONSID_DATA="+filepath.Join(dir, "data"), "COMMONSID_ADDR="+addr,
-		"COMMONSID_ISSUER="+base, "COMMONSID_LOG_LEVEL=warn", "COMMONSID_RATE_LIMIT=off")
+		"COMMONSID_ISSUER="+base, "COMMONSID_LOG_LEVEL=warn", "COMMONSID_RATE_LIMIT=off",
+		"COMMONSID_ADMIN_ADDR="+adminAddr, "COMMONSID_ADMIN_TOKEN="+testAdminToken)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -82,7 +94,7 @@ func startServer(t *testing.T) string {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				return base, metrics
 			}
 		}
 		select {
@@ -101,12 +113,12 @@ func TestAgainstServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server; skipped with -short (testing.Short)")
 	}
-	base := startServer(t)
+	base, metrics := startServer(t)
 	var progress lockedBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Config{URL: base, Concurrency: []int{2}, Duration: 300 * time.Millisecond,
-		Warmup: 100 * time.Millisecond, Progress: &progress})
+		Warmup: 100 * time.Millisecond, Progress: &progress, MetricsURL: metrics, MetricsToken: testAdminToken})
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, progress.String())
 	}

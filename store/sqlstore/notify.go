@@ -44,7 +44,9 @@ func (h *hooks) fire() {
 // tokensRevoked announces a revocation made through ctx (inside its
 // transaction, if any: PostgreSQL delivers the notification at commit).
 func (d *DB) tokensRevoked(ctx context.Context) error {
-	d.fireTokensRevoked()
+	// Caches are flushed once the revocation is committed: a read between a
+	// flush and the commit would still find the tokens and cache them.
+	d.afterCommit(ctx, d.fireTokensRevoked)
 	if d.dialect != Postgres {
 		return nil
 	}
