@@ -274,6 +274,9 @@ func syncMember(ctx context.Context, cl *cloud, fed *federation.Federation, r *o
 		chain, err = r.Resolve(ctx, iss)
 	}
 	if err == nil {
+		err = checkCommonsCloudMark(chain, iss)
+	}
+	if err == nil {
 		p, perr := cl.db.GetPeer(ctx, iss)
 		if perr == nil && m == nil {
 			return syncResult{iss, "manual", "a peer added by hand: left as it is"}
@@ -317,6 +320,28 @@ func syncMember(ctx context.Context, cl *cloud, fed *federation.Federation, r *o
 	}
 	log.Warn("a peer trusted through the commons is no longer trusted: removed", "peer", iss, "anchor", m.Anchor, "reason", err.Error())
 	return syncResult{iss, "removed", err.Error()}
+}
+
+// errNoCommonsCloudMark: a member's chain verifies but its entity
+// configuration shows no "commons cloud" trust mark of the anchor that
+// verifies (none, forged, expired, or of another anchor). Not definitive
+// (a member refreshes its mark from the anchor on its own schedule): a
+// member already trusted is kept until its last verified chain expires.
+var errNoCommonsCloudMark = errors.New(`no verified "commons cloud" trust mark`)
+
+// checkCommonsCloudMark requires of a member's chain the anchor's "commons
+// cloud" trust mark, which the anchor issues to the clouds it lists: a
+// cloud peers only with clouds the anchor vouches for as commons clouds.
+// The anchor itself, a chain of one statement, needs none.
+func checkCommonsCloudMark(chain *oidfed.Chain, iss string) error {
+	if iss == chain.Anchor {
+		return nil
+	}
+	typ := oidfed.TrustMarkType(chain.Anchor, oidfed.KindCommonsCloud)
+	if !chain.HasTrustMark(typ) {
+		return fmt.Errorf("%w of %s in its entity configuration", errNoCommonsCloudMark, chain.Anchor)
+	}
+	return nil
 }
 
 // removeCommonsPeer removes a peer as `peer remove` does.

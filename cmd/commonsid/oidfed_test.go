@@ -318,7 +318,9 @@ func serveStatement(t *testing.T, st *oidfed.Statement, k oidfed.SigningKey) htt
 // TestCommonsHostileChains: a cloud that joins an anchor peers with none
 // of its listed members whose chain breaks a rule, and says why: a
 // subordinate statement signed by a key not in the anchor's jwks, an
-// expired one, authority hints that loop, an oversized statement.
+// expired one, authority hints that loop, an oversized statement, a chain
+// that verifies but without the anchor's "commons cloud" trust mark (none,
+// or one forged in the anchor's name).
 func TestCommonsHostileChains(t *testing.T) {
 	t.Parallel()
 	anchor := newFakeEntity(t, "anchor-key")
@@ -334,7 +336,27 @@ func TestCommonsHostileChains(t *testing.T) {
 	anchor.subs.m[looped.ID] = &oidfed.Subordinate{EntityID: looped.ID, JWKS: looped.pub}
 	attacker := newFakeEntity(t, "attacker")
 	now := time.Now()
+	// Two members whose chains verify but who show no valid "commons
+	// cloud" trust mark of the anchor: none at all, and one signed by the
+	// attacker in the anchor's name.
+	unmarked, badMark := newFakeEntity(t, "m5"), newFakeEntity(t, "m6")
+	for _, m := range []*fakeEntity{unmarked, badMark} {
+		m.under(anchor)
+	}
+	markType := oidfed.TrustMarkType(anchor.ID, oidfed.KindCommonsCloud)
+	forgedMark, err := oidfed.IssueTrustMark(attacker.key, anchor.ID, badMark.ID, markType, now, now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	badMark.TrustMarks = func(context.Context) ([]oidfed.TrustMarkRef, error) {
+		return []oidfed.TrustMarkRef{{Type: markType, TrustMark: forgedMark}}, nil
+	}
+	subordinate := func(m *fakeEntity) http.HandlerFunc {
+		return serveStatement(t, &oidfed.Statement{Issuer: anchor.ID, Subject: m.ID, IssuedAt: now.Unix(), Expiry: now.Add(time.Hour).Unix(), JWKS: &m.pub}, anchor.key)
+	}
 	byPath := map[string]http.HandlerFunc{
+		unmarked.ID: subordinate(unmarked),
+		badMark.ID:  subordinate(badMark),
 		forged.ID: serveStatement(t, &oidfed.Statement{Issuer: anchor.ID, Subject: forged.ID, IssuedAt: now.Unix(), Expiry: now.Add(time.Hour).Unix(), JWKS: &forged.pub}, attacker.key),
 		expired.ID: serveStatement(t, &oidfed.Statement{Issuer: anchor.ID, Subject: expired.ID, IssuedAt: now.Add(-3 * time.Hour).Unix(),
 			Expiry: now.Add(-2 * time.Hour).Unix(), JWKS: &expired.pub}, anchor.key),
@@ -358,6 +380,8 @@ func TestCommonsHostileChains(t *testing.T) {
 		expired.ID:   "expired at",
 		looped.ID:    "authority hints loop",
 		oversized.ID: "larger than 65536 bytes",
+		unmarked.ID:  `no verified "commons cloud" trust mark`,
+		badMark.ID:   `no verified "commons cloud" trust mark`,
 	} {
 		line := ""
 		for _, l := range strings.Split(out, "\n") {
