@@ -129,10 +129,6 @@ func (t *ttlCache[K, V]) get(k K, now time.Time) (V, time.Time, bool) {
 	return e.v, e.at, true
 }
 
-// put keeps v, read at at.
-func (t *ttlCache[K, V]) put(k K, v V, at, now time.Time) {
-	t.gen().put(k, ttlEntry[V]{v, at}, now)
-}
 
 // since and putSince keep out a value read before a flush that happened
 // while it was being read (see genCache.since).

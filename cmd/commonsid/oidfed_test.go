@@ -357,7 +357,7 @@ func TestCommonsHostileChains(t *testing.T) {
 	byPath := map[string]http.HandlerFunc{
 		unmarked.ID: subordinate(unmarked),
 		badMark.ID:  subordinate(badMark),
-		forged.ID: serveStatement(t, &oidfed.Statement{Issuer: anchor.ID, Subject: forged.ID, IssuedAt: now.Unix(), Expiry: now.Add(time.Hour).Unix(), JWKS: &forged.pub}, attacker.key),
+		forged.ID:   serveStatement(t, &oidfed.Statement{Issuer: anchor.ID, Subject: forged.ID, IssuedAt: now.Unix(), Expiry: now.Add(time.Hour).Unix(), JWKS: &forged.pub}, attacker.key),
 		expired.ID: serveStatement(t, &oidfed.Statement{Issuer: anchor.ID, Subject: expired.ID, IssuedAt: now.Add(-3 * time.Hour).Unix(),
 			Expiry: now.Add(-2 * time.Hour).Unix(), JWKS: &expired.pub}, anchor.key),
 		oversized.ID: func(w http.ResponseWriter, r *http.Request) {
