@@ -129,7 +129,6 @@ func (t *ttlCache[K, V]) get(k K, now time.Time) (V, time.Time, bool) {
 	return e.v, e.at, true
 }
 
-
 // since and putSince keep out a value read before a flush that happened
 // while it was being read (see genCache.since).
 func (t *ttlCache[K, V]) since() uint64 { return t.gen().since() }
