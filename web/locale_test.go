@@ -177,3 +177,32 @@ func TestEveryPageRenders(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplatesHaveNoUntranslatedText: outside template actions, tags,
+// scripts and styles, no template holds words of its own (the product's
+// name and "UTC" aside): every text a person reads comes from the
+// language files.
+func TestTemplatesHaveNoUntranslatedText(t *testing.T) {
+	t.Parallel()
+	files, err := fs.Glob(embedded, "templates/*.html")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("templates: %v %v", files, err)
+	}
+	strip := []*regexp.Regexp{
+		regexp.MustCompile(`(?s)\{\{.*?\}\}`),
+		regexp.MustCompile(`(?s)<script.*?</script>`),
+		regexp.MustCompile(`(?s)<style.*?</style>`),
+		regexp.MustCompile(`(?s)<[^>]*>`),
+		regexp.MustCompile(`Commons ID|\bUTC\b`),
+	}
+	words := regexp.MustCompile(`[A-Za-z]{2,}`)
+	for _, f := range files {
+		b, _ := fs.ReadFile(embedded, f)
+		for _, re := range strip {
+			b = re.ReplaceAll(b, []byte(" "))
+		}
+		if w := words.FindAll(b, 5); len(w) > 0 {
+			t.Errorf("%s shows text that is not a message: %q", f, w)
+		}
+	}
+}

@@ -43,10 +43,13 @@ func newLimitPages(t *testing.T, handles ...string) *limitPages {
 			t.Fatal(err)
 		}
 	}
+	frozen := time.Now()
 	h := &Handler{
 		Accounts: acc, Sessions: &identity.Sessions{Store: db, Accounts: db, Now: time.Now}, Privacy: db,
 		Templates: tmpl, Log: slog.New(slog.DiscardHandler), SecureCookies: true, Now: time.Now,
-		Limits: &limits.Limits{Scale: 1, Failures: db}, DeviceKey: []byte("test device key"), Ceremonies: db,
+		// The failure budgets' clock stands still: a delay a test starts
+		// lasts however slowly the test runs (a busy machine).
+		Limits: &limits.Limits{Scale: 1, Failures: db, Now: func() time.Time { return frozen }}, DeviceKey: []byte("test device key"), Ceremonies: db,
 	}
 	r := chi.NewRouter()
 	h.Mount(r)

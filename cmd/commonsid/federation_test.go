@@ -372,8 +372,13 @@ func TestFederation(t *testing.T) {
 	p99 := percentile(lags, 0.99)
 	t.Logf("replication lag A→B over %d events: p50 %s, p99 %s, max %s", len(lags),
 		percentile(lags, 0.5).Round(time.Microsecond), p99.Round(time.Microsecond), percentile(lags, 1).Round(time.Microsecond))
-	if p99 > time.Second {
-		t.Errorf("p99 replication lag %s", p99)
+	// The lag is measured by BenchmarkFederationReplication on a quiet
+	// machine (p99 in hundreds of milliseconds, docs/benchmarks.md); here, beside the other
+	// tests of the test command, it only has to show events streamed, not
+	// polled or stuck: a follower that waits for its next poll or retry
+	// takes seconds per event.
+	if p99 > 5*time.Second {
+		t.Errorf("p99 replication lag %s, more than 5 s", p99)
 	}
 	if acc, _ := dbB.GetAccount(ctx, did); acc.Name != "Alice 999" {
 		t.Fatalf("B holds name %q", acc.Name)

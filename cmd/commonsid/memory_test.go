@@ -40,7 +40,12 @@ func TestMemoryLimit(t *testing.T) {
 func TestTuneMemory(t *testing.T) {
 	t.Setenv("GOGC", "")
 	t.Setenv("GOMEMLIMIT", "")
-	prevLimit, prevGC := debug.SetMemoryLimit(-1), debug.SetGCPercent(100)
+	// A limit of our own that serving would never choose, so that "changed"
+	// and "put back" can be told apart from a limit another serve of this
+	// process left behind.
+	const prevLimit = 1 << 50
+	orig, prevGC := debug.SetMemoryLimit(prevLimit), debug.SetGCPercent(100)
+	defer debug.SetMemoryLimit(orig)
 	defer debug.SetGCPercent(prevGC)
 	ctx, cancel := context.WithCancel(context.Background())
 	tuneMemory(ctx)
