@@ -86,7 +86,7 @@ func (h *Handler) sendNotice(r *http.Request, a *identity.Account, p limits.Poli
 }
 
 // WaitNotices waits until every notice started so far is sent or given
-// up (each within noticeTimeout); for a graceful stop and for tests.
+// up (each within noticeTimeout).
 func (h *Handler) WaitNotices() { h.notices.Wait() }
 
 // link is an absolute link to a page of this cloud.
