@@ -2,8 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/onecommons/commonsid/internal/testpg"
@@ -44,6 +46,46 @@ func TestPoolSize(t *testing.T) {
 		_, err := Open(ctx, dsn+sep+"pool_max_conns="+bad)
 		if err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
 			t.Errorf("pool_max_conns=%s: %v, want an error naming it", bad, err)
+		}
+	}
+}
+
+// TestSQLiteKeepsConnections: connections opened for concurrent readers
+// are kept for the next ones instead of closed after use (each new SQLite
+// connection applies the pragmas and parses the whole schema again).
+func TestSQLiteKeepsConnections(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	readers := sqliteIdleConns()
+	for round := range 3 {
+		// Each reader holds its connection until all have one.
+		var held, done sync.WaitGroup
+		held.Add(readers)
+		release := make(chan struct{})
+		for range readers {
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				rows, err := d.db.QueryContext(ctx, `SELECT 1`)
+				held.Done()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				<-release
+				rows.Close()
+			}()
+		}
+		held.Wait()
+		close(release)
+		done.Wait()
+		st := d.db.Stats()
+		if st.MaxIdleClosed != 0 || st.OpenConnections < readers {
+			t.Fatalf("round %d: %d connections open, %d closed as surplus idle; want %d kept", round, st.OpenConnections, st.MaxIdleClosed, readers)
 		}
 	}
 }
