@@ -71,6 +71,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if _, err := startFeedEpoch(ctx, cl); err != nil {
 		return err
 	}
+	if on, err := cl.db.Autovacuum(ctx); err == nil && !on {
+		log.Warn("PostgreSQL's autovacuum is off: expired tokens are purged, but the space they took is never reused, so the token tables grow on disk without end; turn it on, or run VACUUM regularly (docs/operations.md)")
+	}
 	cloudDID, _ := did.WebDID(cfg.Issuer)
 	secret, err := cl.globalSecret(ctx)
 	if err != nil {

@@ -176,3 +176,23 @@ func TestServeRefusesBusyPort(t *testing.T) {
 		t.Fatalf("busy port: %+v", r)
 	}
 }
+
+// TestServeWarnsWithoutAutovacuum: serve on PostgreSQL says at start when
+// autovacuum is off (the purge's freed space would never be reused), and
+// says nothing when it is on; on SQLite it never says it.
+func TestServeWarnsWithoutAutovacuum(t *testing.T) {
+	t.Parallel()
+	const warning = "autovacuum is off"
+	pg := startCloud(t, postgresEnv(t))
+	var setting string
+	if err := openTestCloud(t, pg.live()).db.SQL().QueryRow(`SHOW autovacuum`).Scan(&setting); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Contains(pg.logs.String(), warning); got != (setting == "off") {
+		t.Errorf("autovacuum %s, warned %v; log:\n%s", setting, got, pg.logs.String())
+	}
+	lite := startCloud(t, sqliteEnv(t))
+	if strings.Contains(lite.logs.String(), warning) {
+		t.Errorf("warned on SQLite:\n%s", lite.logs.String())
+	}
+}

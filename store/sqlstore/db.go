@@ -268,6 +268,22 @@ func (d *DB) Ping(ctx context.Context) error {
 	return d.db.PingContext(ctx)
 }
 
+// Autovacuum reports whether PostgreSQL's autovacuum is on (always true on
+// SQLite, which reuses the pages of deleted rows by itself). Without it the
+// purge still removes expired rows, but their space is never reused: the
+// token tables grow on disk without end, and the planner's statistics go
+// stale.
+func (d *DB) Autovacuum(ctx context.Context) (bool, error) {
+	if d.dialect != Postgres {
+		return true, nil
+	}
+	var v string
+	if err := d.db.QueryRowContext(ctx, `SHOW autovacuum`).Scan(&v); err != nil {
+		return false, fmt.Errorf("read autovacuum: %w", err)
+	}
+	return v == "on", nil
+}
+
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }
 
