@@ -182,6 +182,26 @@ func followRequests(reqs iter.Seq2[network.EventRequestWillBeSent, error], prefi
 	return urls, errors.New("the event stream ended")
 }
 
+// navigateAfter is chromedp.Navigate for a tab that may still be loading
+// the page a click led to (a service's callback, which the test only
+// watches go out): a navigation the pending one aborted (net::ERR_ABORTED)
+// is started again once that one is stopped, up to three times.
+func navigateAfter(url string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		var err error
+		for range 3 {
+			if _, err = chromedp.Navigate(url)(ctx, tg); err == nil || !strings.Contains(err.Error(), "ERR_ABORTED") {
+				return err
+			}
+			if _, err := chromedp.Stop()(ctx, tg); err != nil {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return err
+	})
+}
+
 // pathsOn returns the paths of the URLs on host (scheme://host:port).
 func pathsOn(urls []string, host string) []string {
 	var ps []string

@@ -182,7 +182,7 @@ func TestBrowserPagesPeopleExpect(t *testing.T) {
 	}
 
 	// Signing out from the header.
-	do("open the dashboard", chromedp.Navigate(l.base+"/account"), chromedp.WaitVisible(chromedp.ID("did")))
+	do("open the dashboard", navigateAfter(l.base+"/account"), chromedp.WaitVisible(chromedp.ID("did")))
 	if who := text(chromedp.Text(chromedp.ID("signed-in-as"))); !strings.Contains(who, "alice") {
 		t.Errorf("dashboard header says %q", who)
 	}
@@ -270,7 +270,7 @@ func TestBrowserSignUpSignsIn(t *testing.T) {
 	if _, err := chromedp.Call(tab, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
 		t.Fatal(err)
 	}
-	do("open /signup", chromedp.Navigate(l.base+"/signup"), chromedp.WaitVisible(chromedp.ID("handle")))
+	do("open /signup", navigateAfter(l.base+"/signup"), chromedp.WaitVisible(chromedp.ID("handle")))
 	fill("walkin")
 	do("create the account", chromedp.Click(chromedp.CSS(`form[action="/signup"] button[type=submit]`)), chromedp.WaitVisible(chromedp.ID("did")))
 	if who := text(chromedp.Text(chromedp.ID("signed-in-as"))); !strings.Contains(who, "walkin") {
